@@ -1,0 +1,80 @@
+"""runs_service: the system of record for centralized and federated training runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_swagger_ui import get_swaggerui_blueprint
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from runs_service import config as configuration
+from runs_service.api import analytics, health, ingest, results, runs
+from runs_service.api.converters import RunIdConverter, run_id_parameter_schema
+from runs_service.api.docs import BEARER_SCHEME
+from runs_service.cli import register_commands
+from runs_service.errors import register_error_handlers
+from runs_service.extensions import api, db, migrate
+from runs_service.security import register_security
+
+API_DESCRIPTION = """\
+System of record for machine-learning training runs of the pneumonia-detection platform.
+
+Writes need `Authorization: Bearer <token>` (tokens from `RUNS_API_TOKENS`); reads are
+open unless `RUNS_REQUIRE_AUTH_FOR_READS` is set. Every error is JSON
+`{code, status, message, errors?}`. Bodies are `application/json` only and capped by
+`RUNS_MAX_CONTENT_LENGTH` (413). Malformed JSON (NaN and Infinity included) is 400;
+invalid values are 422 naming the item and field.
+"""
+
+OPENAPI_SETTINGS = {
+    "API_TITLE": "runs_service",
+    "API_VERSION": "1.0",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {"info": {"description": API_DESCRIPTION}},
+}
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application from the environment, or from test_config on top of it."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(OPENAPI_SETTINGS)
+    app.config.update(configuration.from_environment(app.instance_path))
+    if test_config is not None:
+        app.config.update(test_config)
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", configuration.engine_options(app.config)
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_security(app)
+    register_commands(app)
+    if app.config["RUNS_PROXY_COUNT"]:
+        hops = app.config["RUNS_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    app.url_map.converters["run_id"] = RunIdConverter
+    api.init_app(app)
+    api.register_converter(RunIdConverter, run_id_parameter_schema)
+    api.spec.components.security_scheme(BEARER_SCHEME, {"type": "http", "scheme": "bearer"})
+
+
+def register_blueprints(app: Flask) -> None:
+    for module in (runs, results, analytics, ingest, health):
+        api.register_blueprint(module.blp)
+    # Swagger UI's assets are served from the installed flask-swagger-ui package.
+    app.register_blueprint(
+        get_swaggerui_blueprint("/api/docs", "/api/openapi.json", config={"app_name": "runs_service"})
+    )

@@ -1,0 +1,114 @@
+"""Configuration: the only module that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+DEFAULT_MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+DEFAULT_MAX_RESULTS_FILE_BYTES = 16 * 1024 * 1024
+# Kept below gunicorn's worker timeout (gunicorn.conf.py) so that a stalled
+# database turns into a 503 instead of a killed worker.
+DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 5
+DEFAULT_DB_STATEMENT_TIMEOUT_MS = 15_000
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+
+
+def parse_bool(raw: str, name: str) -> bool:
+    """Read a configuration boolean written as true/false, 1/0 or yes/no."""
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"{name} must be true/false, 1/0 or yes/no, not {raw!r}")
+
+
+def parse_int(raw: str, name: str, minimum: int = 0) -> int:
+    """Read a non-negative configuration integer with a clear error."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def parse_tokens(raw: str) -> tuple[str, ...]:
+    """Split the comma-separated token list, ignoring blanks."""
+    return tuple(token.strip() for token in raw.split(",") if token.strip())
+
+
+def default_database_url(instance_path: str) -> str:
+    """SQLite file in the instance folder."""
+    return "sqlite:///" + str(Path(instance_path) / "runs.db")
+
+
+def engine_options(config: Mapping[str, Any]) -> dict:
+    """Engine options that bound how long a request can wait on the database."""
+    database_url = config["SQLALCHEMY_DATABASE_URI"]
+    connect_timeout = config["RUNS_DB_CONNECT_TIMEOUT"]
+    statement_timeout_ms = config["RUNS_DB_STATEMENT_TIMEOUT_MS"]
+    if database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
+    if database_url.startswith("postgresql"):
+        return {
+            "pool_pre_ping": True,
+            "pool_size": 5,
+            "max_overflow": 5,
+            "pool_timeout": connect_timeout,
+            "connect_args": {
+                "connect_timeout": connect_timeout,
+                "options": f"-c statement_timeout={statement_timeout_ms}",
+            },
+        }
+    return {}
+
+
+def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Build the Flask configuration from environment variables with safe defaults."""
+    database_url = environ.get("RUNS_DATABASE_URL") or default_database_url(instance_path)
+    connect_timeout = parse_int(
+        environ.get("RUNS_DB_CONNECT_TIMEOUT", str(DEFAULT_DB_CONNECT_TIMEOUT_SECONDS)),
+        "RUNS_DB_CONNECT_TIMEOUT",
+        minimum=1,
+    )
+    statement_timeout_ms = parse_int(
+        environ.get("RUNS_DB_STATEMENT_TIMEOUT_MS", str(DEFAULT_DB_STATEMENT_TIMEOUT_MS)),
+        "RUNS_DB_STATEMENT_TIMEOUT_MS",
+        minimum=1,
+    )
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "RUNS_DB_CONNECT_TIMEOUT": connect_timeout,
+        "RUNS_DB_STATEMENT_TIMEOUT_MS": statement_timeout_ms,
+        "RUNS_RESULTS_DIR": environ.get("RUNS_RESULTS_DIR")
+        or str(Path(instance_path) / "results"),
+        "RUNS_API_TOKENS": parse_tokens(environ.get("RUNS_API_TOKENS", "")),
+        "RUNS_REQUIRE_AUTH_FOR_READS": parse_bool(
+            environ.get("RUNS_REQUIRE_AUTH_FOR_READS", "false"), "RUNS_REQUIRE_AUTH_FOR_READS"
+        ),
+        "MAX_CONTENT_LENGTH": parse_int(
+            environ.get("RUNS_MAX_CONTENT_LENGTH", str(DEFAULT_MAX_CONTENT_LENGTH)),
+            "RUNS_MAX_CONTENT_LENGTH",
+            minimum=1,
+        ),
+        "RUNS_MAX_RESULTS_FILE_BYTES": parse_int(
+            environ.get("RUNS_MAX_RESULTS_FILE_BYTES", str(DEFAULT_MAX_RESULTS_FILE_BYTES)),
+            "RUNS_MAX_RESULTS_FILE_BYTES",
+            minimum=1,
+        ),
+        "RUNS_PROXY_COUNT": parse_int(environ.get("RUNS_PROXY_COUNT", "0"), "RUNS_PROXY_COUNT"),
+        "RUNS_RETRY_AFTER_SECONDS": 5,
+    }
+
+
+def from_environment(instance_path: str) -> dict[str, Any]:
+    """Configuration of the running process."""
+    return load_config(os.environ, instance_path)

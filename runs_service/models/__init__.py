@@ -1,0 +1,16 @@
+"""The data model: runs and what belongs to them."""
+
+from runs_service.models.client import Client
+from runs_service.models.evaluation import ServerEvaluation
+from runs_service.models.metric import DatasetType, RunMetric
+from runs_service.models.run import Run, RunStatus, TrainingMode
+
+__all__ = [
+    "Client",
+    "DatasetType",
+    "Run",
+    "RunMetric",
+    "RunStatus",
+    "ServerEvaluation",
+    "TrainingMode",
+]

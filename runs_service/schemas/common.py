@@ -1,0 +1,25 @@
+"""Shapes shared by several blueprints."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from runs_service.schemas.fields import MAX_RUN_ID
+
+
+class BatchResultSchema(Schema):
+    """What a batch write did; re-sending the same batch answers all unchanged."""
+
+    inserted = fields.Integer(metadata={"description": "Items that did not exist before."})
+    updated = fields.Integer(metadata={"description": "Existing items whose values changed."})
+    unchanged = fields.Integer(
+        metadata={"description": "Items that already existed with the same values."}
+    )
+
+
+class RunIdPathSchema(Schema):
+    """Documentation of the run id path parameter bound."""
+
+    run_id = fields.Integer(
+        required=True, validate=validate.Range(1, MAX_RUN_ID), metadata={"description": "Run id."}
+    )

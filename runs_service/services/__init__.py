@@ -1,0 +1,1 @@
+"""Service layer: plain typed functions used by the API, CLI and exports."""

@@ -1,0 +1,172 @@
+"""Batch writes: metric points, server evaluations and client registrations.
+
+Every batch is one transaction (all or nothing) made of INSERT … ON CONFLICT
+statements, so re-sending a batch or racing another writer never duplicates a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from runs_service.errors import Conflict, InvalidInput
+from runs_service.extensions import db
+from runs_service.models import Client, RunMetric, ServerEvaluation, TrainingMode
+from runs_service.models.run import Run
+from runs_service.services.definitions import SERVER_COUNT_FIELDS, dataset_type_for
+from runs_service.services.runs import get_run
+from runs_service.services.upsert import BatchResult, dialect_insert, upsert
+
+EVALUATION_VALUE_FIELDS = (
+    "loss",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1_score",
+    "auroc",
+    *SERVER_COUNT_FIELDS,
+    "num_samples",
+    "evaluation_time",
+    "additional_metrics",
+)
+
+
+def reject_duplicates(items: Sequence[Hashable], collection: str, what: str) -> None:
+    """Refuse a batch that names the same item twice: which one should win is unclear."""
+    first_index: dict[Hashable, int] = {}
+    errors: dict[str, list[str]] = {}
+    for index, key in enumerate(items):
+        if key in first_index:
+            errors[str(index)] = [f"Repeats the {what} of item {first_index[key]}."]
+        else:
+            first_index[key] = index
+    if errors:
+        index = next(iter(errors))
+        raise InvalidInput(
+            f"{collection}[{index}] repeats the {what} of item {first_index[items[int(index)]]}; "
+            "send each item once per batch.",
+            {"json": {collection: errors}},
+        )
+
+
+def _require_federated(run: Run, what: str) -> None:
+    if run.training_mode is not TrainingMode.FEDERATED:
+        raise Conflict(f"Run {run.id} is {run.training_mode.value}; {what} belong to federated runs.")
+
+
+def _client_ids(run_id: int, identifiers: Iterable[str]) -> dict[str, int]:
+    """Ids of the run's clients, registering the identifiers not seen before."""
+    wanted = sorted(set(identifiers))
+    if not wanted:
+        return {}
+    table = Client.__table__
+    insert = dialect_insert(db.session, table).on_conflict_do_nothing(
+        index_elements=["run_id", "client_identifier"]
+    )
+    db.session.execute(insert, [{"run_id": run_id, "client_identifier": name} for name in wanted])
+    rows = db.session.execute(
+        select(Client.client_identifier, Client.id).where(
+            Client.run_id == run_id, Client.client_identifier.in_(wanted)
+        )
+    )
+    return dict(rows.tuples().all())
+
+
+def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
+    """Write a batch of metric points; the same point written again replaces its value."""
+    reject_duplicates(
+        [
+            (p["metric_name"], p["step"], p.get("client_identifier"), p.get("round_number"))
+            for p in points
+        ],
+        "metrics",
+        "metric, step, client and round",
+    )
+    run = get_run(run_id)
+    if any("client_identifier" in p or "round_number" in p for p in points):
+        _require_federated(run, "client-local metrics (client_identifier, round_number)")
+    client_ids = _client_ids(run_id, (p["client_identifier"] for p in points if "client_identifier" in p))
+    rows = [
+        {
+            "run_id": run_id,
+            "metric_name": p["metric_name"],
+            "metric_value": p["metric_value"],
+            "step": p["step"],
+            "dataset_type": (p.get("dataset_type") or dataset_type_for(p["metric_name"])),
+            "client_id": client_ids.get(p.get("client_identifier")),
+            "round_number": p.get("round_number"),
+        }
+        for p in points
+    ]
+    # A stable order makes concurrent overlapping batches lock rows in the same order.
+    rows.sort(key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1))
+    result = upsert(
+        db.session,
+        RunMetric.__table__,
+        rows,
+        key_columns=("run_id", "metric_name", "step", "client_key", "round_key"),
+        value_columns=("metric_value", "dataset_type"),
+    )
+    db.session.commit()
+    return result
+
+
+def _with_num_samples(evaluation: dict[str, Any]) -> dict[str, Any]:
+    counts = [evaluation.get(name) for name in SERVER_COUNT_FIELDS]
+    if evaluation.get("num_samples") is None and None not in counts:
+        return {**evaluation, "num_samples": sum(counts)}
+    return evaluation
+
+
+def log_server_evaluations(run_id: int, evaluations: Sequence[dict[str, Any]]) -> BatchResult:
+    """Write a batch of per-round server evaluations of a federated run."""
+    reject_duplicates([e["round_number"] for e in evaluations], "evaluations", "round_number")
+    run = get_run(run_id)
+    _require_federated(run, "server evaluations")
+    rows = [
+        {
+            "run_id": run_id,
+            "round_number": evaluation["round_number"],
+            **{name: evaluation.get(name) for name in EVALUATION_VALUE_FIELDS},
+        }
+        for evaluation in map(_with_num_samples, evaluations)
+    ]
+    rows.sort(key=lambda r: r["round_number"])
+    result = upsert(
+        db.session,
+        ServerEvaluation.__table__,
+        rows,
+        key_columns=("run_id", "round_number"),
+        value_columns=EVALUATION_VALUE_FIELDS,
+    )
+    db.session.commit()
+    return result
+
+
+def register_clients(run_id: int, clients: Sequence[dict[str, Any]]) -> BatchResult:
+    """Register a federated run's clients; registering again changes nothing."""
+    reject_duplicates([c["client_identifier"] for c in clients], "clients", "client_identifier")
+    run = get_run(run_id)
+    _require_federated(run, "clients")
+    rows = sorted(
+        (
+            {
+                "run_id": run_id,
+                "client_identifier": c["client_identifier"],
+                "client_config": c.get("client_config"),
+            }
+            for c in clients
+        ),
+        key=lambda r: r["client_identifier"],
+    )
+    result = upsert(
+        db.session,
+        Client.__table__,
+        rows,
+        key_columns=("run_id", "client_identifier"),
+        value_columns=("client_config",),
+    )
+    db.session.commit()
+    return result

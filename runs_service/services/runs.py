@@ -1,0 +1,54 @@
+"""Create, read, update and delete runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete
+
+from runs_service.errors import InvalidInput, RunNotFound
+from runs_service.extensions import db
+from runs_service.models import Run
+from runs_service.models.types import utc_now
+from runs_service.schemas.fields import MAX_RUN_ID
+
+
+def get_run(run_id: int) -> Run:
+    """The run with this id, or RunNotFound."""
+    # Ids beyond the column's range cannot exist; asking the database would overflow.
+    run = db.session.get(Run, run_id) if 1 <= run_id <= MAX_RUN_ID else None
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
+
+
+def create_run(fields: dict[str, Any]) -> Run:
+    """Store a new run; start_time defaults to now."""
+    run = Run(**fields)
+    if run.start_time is None:
+        run.start_time = utc_now()
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def update_run(run_id: int, changes: dict[str, Any]) -> Run:
+    """Apply a partial update to a run."""
+    run = get_run(run_id)
+    end_time = changes.get("end_time", run.end_time)
+    if end_time is not None and end_time < run.start_time:
+        raise InvalidInput(
+            "end_time must not be before the run's start_time.",
+            {"json": {"end_time": ["Must not be before start_time."]}},
+        )
+    for name, value in changes.items():
+        setattr(run, name, value)
+    db.session.commit()
+    return run
+
+
+def delete_run(run_id: int) -> None:
+    """Delete a run; the database cascades to its metrics, evaluations and clients."""
+    get_run(run_id)
+    db.session.execute(delete(Run).where(Run.id == run_id))
+    db.session.commit()
