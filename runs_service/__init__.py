@@ -11,7 +11,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from runs_service import config as configuration
-from runs_service.api import analytics, health, ingest, listing, results, runs
+from runs_service.api import analytics, backfill, health, ingest, listing, results, runs
 from runs_service.api.converters import RunIdConverter, run_id_parameter_schema
 from runs_service.api.docs import BEARER_SCHEME
 from runs_service.cli import register_commands
@@ -72,7 +72,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (runs, listing, results, analytics, ingest, health):
+    for module in (runs, listing, results, analytics, ingest, backfill, health):
         api.register_blueprint(module.blp)
     # Swagger UI's assets are served from the installed flask-swagger-ui package.
     app.register_blueprint(

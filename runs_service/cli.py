@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from runs_service.demo_data import generate_demo_runs
 from runs_service.services.loading import database_is_empty, load_demo_run
 
 
 @click.command("demo-data")
+@with_appcontext
 @click.option("--count", default=60, show_default=True, help="How many runs to create.")
 @click.option("--seed", default=42, show_default=True, help="Seed of the generator.")
 @click.option("--force", is_flag=True, help="Add the runs even if the database has runs.")

@@ -7,7 +7,6 @@ server, the session creates its own database there and drops it at the end.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,29 +14,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 from runs_service import create_app
 from runs_service.extensions import db
-
-WRITER_TOKEN = "test-writer-token"
-AUTH = {"Authorization": f"Bearer {WRITER_TOKEN}"}
-
-
-def _create_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
-    """A fresh database on the server of server_url, and how to drop it."""
-    name = f"runs_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    url = make_url(server_url).set(database=name)
-    return url.render_as_string(hide_password=False), drop
+from tests.helpers import AUTH, create_postgres_database, empty_tables, make_app
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +26,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a database that exists only for this test session, schema migrated."""
     server_url = os.environ.get("RUNS_TEST_DATABASE_URL")
     if server_url:
-        url, drop = _create_postgres_database(server_url)
+        url, drop = create_postgres_database(server_url)
     else:
         url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "runs.db")
 
@@ -67,33 +48,26 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
 
-def make_app(database_url: str, tmp_path, **overrides: Any) -> Flask:
-    """An app on the session database with a writer token configured."""
-    config = {
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "RUNS_API_TOKENS": (WRITER_TOKEN,),
-        "RUNS_RESULTS_DIR": str(tmp_path / "results"),
-        **overrides,
-    }
-    return create_app(config)
-
-
-def empty_tables(app: Flask) -> None:
-    """Delete every row so the next test starts from an empty database."""
-    with app.app_context():
-        db.session.remove()
-        with db.engine.begin() as connection:
-            for table in reversed(db.metadata.sorted_tables):
-                connection.execute(table.delete())
-        db.engine.dispose()
-
-
 @pytest.fixture
 def app(database_url: str, tmp_path) -> Iterator[Flask]:
     application = make_app(database_url, tmp_path)
     yield application
     empty_tables(application)
+
+
+@pytest.fixture
+def app_with(database_url: str, tmp_path) -> Iterator[Callable[..., Flask]]:
+    """Factory of apps with configuration overrides; each is cleaned up after the test."""
+    created: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        application = make_app(database_url, tmp_path, **overrides)
+        created.append(application)
+        return application
+
+    yield build
+    for application in created:
+        empty_tables(application)
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def _client_ids(run_id: int, identifiers: Iterable[str]) -> dict[str, int]:
             Client.run_id == run_id, Client.client_identifier.in_(wanted)
         )
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
@@ -120,8 +120,10 @@ def _with_num_samples(evaluation: dict[str, Any]) -> dict[str, Any]:
     return evaluation
 
 
-def log_server_evaluations(run_id: int, evaluations: Sequence[dict[str, Any]]) -> BatchResult:
-    """Write a batch of per-round server evaluations of a federated run."""
+def log_server_evaluations(
+    run_id: int, evaluations: Sequence[dict[str, Any]], *, dry_run: bool = False
+) -> BatchResult:
+    """Write a batch of per-round server evaluations of a federated run, or dry-run it."""
     reject_duplicates([e["round_number"] for e in evaluations], "evaluations", "round_number")
     run = get_run(run_id)
     _require_federated(run, "server evaluations")
@@ -141,7 +143,11 @@ def log_server_evaluations(run_id: int, evaluations: Sequence[dict[str, Any]]) -
         key_columns=("run_id", "round_number"),
         value_columns=EVALUATION_VALUE_FIELDS,
     )
-    db.session.commit()
+    if dry_run:
+        # The same statements, rolled back, give exactly the counts a real write reports.
+        db.session.rollback()
+    else:
+        db.session.commit()
     return result
 
 

@@ -1,0 +1,61 @@
+"""Configuration from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from runs_service.config import engine_options, load_config, parse_bool
+
+
+def test_defaults_are_safe(tmp_path):
+    config = load_config({}, str(tmp_path))
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/runs.db"
+    assert config["RUNS_API_TOKENS"] == ()
+    assert config["RUNS_REQUIRE_AUTH_FOR_READS"] is False
+    assert config["RUNS_PROXY_COUNT"] == 0
+    assert config["MAX_CONTENT_LENGTH"] == 16 * 1024 * 1024
+    assert config["RUNS_RESULTS_DIR"] == str(tmp_path / "results")
+
+
+def test_variables_are_read(tmp_path):
+    config = load_config(
+        {
+            "RUNS_DATABASE_URL": "postgresql+psycopg://u@h/db",
+            "RUNS_API_TOKENS": " a, ,b ",
+            "RUNS_REQUIRE_AUTH_FOR_READS": "yes",
+            "RUNS_MAX_CONTENT_LENGTH": "1024",
+            "RUNS_MAX_RESULTS_FILE_BYTES": "2048",
+            "RUNS_PROXY_COUNT": "1",
+            "RUNS_RESULTS_DIR": "/srv/results",
+        },
+        str(tmp_path),
+    )
+    assert config["RUNS_API_TOKENS"] == ("a", "b")
+    assert config["RUNS_REQUIRE_AUTH_FOR_READS"] is True
+    assert config["MAX_CONTENT_LENGTH"] == 1024
+    assert config["RUNS_MAX_RESULTS_FILE_BYTES"] == 2048
+    assert config["RUNS_PROXY_COUNT"] == 1
+    assert config["RUNS_RESULTS_DIR"] == "/srv/results"
+    options = engine_options(config)
+    assert options["pool_pre_ping"] is True
+    assert options["connect_args"]["connect_timeout"] == 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("1", True), ("YES", True), ("no", False), ("0", False)]
+)
+def test_booleans(raw, expected):
+    assert parse_bool(raw, "X") is expected
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"RUNS_REQUIRE_AUTH_FOR_READS": "maybe"},
+        {"RUNS_MAX_CONTENT_LENGTH": "lots"},
+        {"RUNS_PROXY_COUNT": "-1"},
+    ],
+)
+def test_bad_values_fail_loudly_naming_the_variable(tmp_path, environ):
+    with pytest.raises(ValueError, match=next(iter(environ))):
+        load_config(environ, str(tmp_path))
