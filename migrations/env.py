@@ -51,9 +51,7 @@ def run_migrations_online():
     conf_args.setdefault("process_revision_directives", process_revision_directives)
 
     with _engine().connect() as connection:
-        context.configure(
-            connection=connection, target_metadata=_database().metadata, **conf_args
-        )
+        context.configure(connection=connection, target_metadata=_database().metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -46,9 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(configuration.from_environment(app.instance_path))
     if test_config is not None:
         app.config.update(test_config)
-    app.config.setdefault(
-        "SQLALCHEMY_ENGINE_OPTIONS", configuration.engine_options(app.config)
-    )
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", configuration.engine_options(app.config))
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)
@@ -76,5 +74,7 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp)
     # Swagger UI's assets are served from the installed flask-swagger-ui package.
     app.register_blueprint(
-        get_swaggerui_blueprint("/api/docs", "/api/openapi.json", config={"app_name": "runs_service"})
+        get_swaggerui_blueprint(
+            "/api/docs", "/api/openapi.json", config={"app_name": "runs_service"}
+        )
     )

@@ -88,8 +88,7 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RUNS_DB_CONNECT_TIMEOUT": connect_timeout,
         "RUNS_DB_STATEMENT_TIMEOUT_MS": statement_timeout_ms,
-        "RUNS_RESULTS_DIR": environ.get("RUNS_RESULTS_DIR")
-        or str(Path(instance_path) / "results"),
+        "RUNS_RESULTS_DIR": environ.get("RUNS_RESULTS_DIR") or str(Path(instance_path) / "results"),
         "RUNS_API_TOKENS": parse_tokens(environ.get("RUNS_API_TOKENS", "")),
         "RUNS_REQUIRE_AUTH_FOR_READS": parse_bool(
             environ.get("RUNS_REQUIRE_AUTH_FOR_READS", "false"), "RUNS_REQUIRE_AUTH_FOR_READS"

@@ -117,16 +117,16 @@ def http_exception_response(error: HTTPException):
     else:
         message = error.description or HTTPStatus(error.code).phrase
     # Allow (405), WWW-Authenticate (401) and friends must survive; the body is JSON.
-    headers = {
-        name: value for name, value in error.get_headers() if name.lower() != "content-type"
-    }
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
     headers.update(data.get("headers") or {})
     return error_payload(error.code, message, errors), error.code, headers
 
 
 def service_error_response(error: ServiceError):
-    return error_payload(error.status_code, error.message, error.errors), error.status_code, (
-        error.headers
+    return (
+        error_payload(error.status_code, error.message, error.errors),
+        error.status_code,
+        (error.headers),
     )
 
 

@@ -6,8 +6,8 @@ Create Date: 2026-11-26 12:06:07.497596
 
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.

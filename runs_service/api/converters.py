@@ -7,7 +7,6 @@ from werkzeug.routing import IntegerConverter
 from runs_service.schemas.fields import MAX_RUN_ID
 
 
-
 class RunIdConverter(IntegerConverter):
     """A run id in 1..2^31-1; anything else does not match the route (404)."""
 

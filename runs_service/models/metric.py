@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Computed, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Computed, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from runs_service.extensions import Base

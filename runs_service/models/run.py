@@ -53,9 +53,7 @@ class Run(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    training_mode: Mapped[TrainingMode] = mapped_column(
-        enum_column(TrainingMode, "training_mode")
-    )
+    training_mode: Mapped[TrainingMode] = mapped_column(enum_column(TrainingMode, "training_mode"))
     status: Mapped[RunStatus] = mapped_column(
         enum_column(RunStatus, "run_status"), default=RunStatus.IN_PROGRESS
     )

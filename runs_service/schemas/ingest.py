@@ -26,7 +26,6 @@ MAX_CLIENTS_PER_BATCH = 1_000
 MAX_ADDITIONAL_METRICS = 100
 
 
-
 class MetricPointSchema(Schema):
     """One value of one named metric at one (0-indexed) epoch."""
 
@@ -59,9 +58,7 @@ class MetricPointSchema(Schema):
         if is_score_name(name) and not 0.0 <= value <= 1.0:
             raise ValidationError(f"{name} is a score and must lie in [0, 1].", "metric_value")
         if is_count_name(name) and (value < 0 or not float(value).is_integer()):
-            raise ValidationError(
-                f"{name} is a count and must be an integer ≥ 0.", "metric_value"
-            )
+            raise ValidationError(f"{name} is a count and must be an integer ≥ 0.", "metric_value")
 
 
 class MetricBatchSchema(Schema):

@@ -53,7 +53,9 @@ def reject_duplicates(items: Sequence[Hashable], collection: str, what: str) -> 
 
 def _require_federated(run: Run, what: str) -> None:
     if run.training_mode is not TrainingMode.FEDERATED:
-        raise Conflict(f"Run {run.id} is {run.training_mode.value}; {what} belong to federated runs.")
+        raise Conflict(
+            f"Run {run.id} is {run.training_mode.value}; {what} belong to federated runs."
+        )
 
 
 def _client_ids(run_id: int, identifiers: Iterable[str]) -> dict[str, int]:
@@ -87,7 +89,9 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
     run = get_run(run_id)
     if any("client_identifier" in p or "round_number" in p for p in points):
         _require_federated(run, "client-local metrics (client_identifier, round_number)")
-    client_ids = _client_ids(run_id, (p["client_identifier"] for p in points if "client_identifier" in p))
+    client_ids = _client_ids(
+        run_id, (p["client_identifier"] for p in points if "client_identifier" in p)
+    )
     rows = [
         {
             "run_id": run_id,
@@ -101,7 +105,9 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         for p in points
     ]
     # A stable order makes concurrent overlapping batches lock rows in the same order.
-    rows.sort(key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1))
+    rows.sort(
+        key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1)
+    )
     result = upsert(
         db.session,
         RunMetric.__table__,
