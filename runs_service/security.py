@@ -73,7 +73,8 @@ def require_json_body() -> None:
 
 def check_request() -> None:
     """Runs before every request: authentication first, then the body's media type."""
-    if request.path.startswith(PUBLIC_PATH_PREFIXES):
+    # Unknown routes and wrong methods answer 404/405 whoever asks: they reveal nothing.
+    if request.routing_exception is not None or request.path.startswith(PUBLIC_PATH_PREFIXES):
         return
     if request.method not in READ_METHODS:
         require_token()

@@ -33,6 +33,12 @@ METRIC_ALIASES = {"val_accuracy": "val_acc", "val_auc": "val_auroc"}
 SCORE_SUFFIXES = ("acc", "accuracy", "precision", "recall", "f1", "f1_score", "auroc", "auc")
 COUNT_SUFFIXES = ("_cm_tp", "_cm_tn", "_cm_fp", "_cm_fn")
 CONFUSION_METRIC_NAMES = ("val_cm_tp", "val_cm_tn", "val_cm_fp", "val_cm_fn")
+# Every stored metric name summarize_centralized reads (aliases included).
+CENTRALIZED_METRIC_NAMES = (
+    *CENTRALIZED_HISTORY_FIELDS,
+    *CONFUSION_METRIC_NAMES,
+    *METRIC_ALIASES,
+)
 SERVER_METRIC_FIELDS = ("loss", "accuracy", "precision", "recall", "f1_score", "auroc")
 SERVER_COUNT_FIELDS = ("true_positives", "true_negatives", "false_positives", "false_negatives")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -192,6 +198,17 @@ def duration_minutes(start: datetime | None, end: datetime | None) -> float | No
     return round((_as_utc(end) - _as_utc(start)).total_seconds() / 60, 2)
 
 
+def client_count(registered: int, config: Mapping[str, Any] | None) -> int:
+    """Return the registered clients of a run, else the num_clients of its config, else 0."""
+    if registered:
+        return registered
+    configured = (config or {}).get("num_clients")
+    # Runs imported from results files register no clients; their config still says how many.
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured >= 0:
+        return configured
+    return 0
+
+
 def success_rate(completed: int, failed: int) -> float | None:
     """Return completed / (completed + failed) to 4 places, or None with no finished runs."""
     finished = completed + failed
@@ -268,7 +285,7 @@ class FederatedView:
 
 
 def _values_by_step(points: Iterable[tuple[str, int, float | None]]) -> dict[int, dict[str, float]]:
-    wanted = set(CENTRALIZED_HISTORY_FIELDS) | set(CONFUSION_METRIC_NAMES)
+    wanted = set(CENTRALIZED_METRIC_NAMES)
     by_step: dict[int, dict[str, float]] = {}
     for name, step, value in points:
         canonical = canonical_metric_name(name)

@@ -28,6 +28,11 @@ def test_wrong_method_is_json_405_with_allow(client, auth):
     assert response.get_json()["status"] == "Method Not Allowed"
 
 
+def test_routing_errors_come_before_authentication(client):
+    assert client.put("/api/runs/1", json={}).status_code == 405
+    assert client.post("/api/nothing-here", json={}).status_code == 404
+
+
 def test_unhandled_error_is_json_500_without_a_trace(app, client):
     def explode():
         raise RuntimeError("secret internals")

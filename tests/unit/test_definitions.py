@@ -7,12 +7,14 @@ import pytest
 
 from runs_service.services.definitions import (
     CENTRALIZED_HISTORY_FIELDS,
+    CENTRALIZED_METRIC_NAMES,
     CSV_COLUMNS,
     average,
     best,
     best_value_and_round,
     build_centralized_history,
     canonical_metric_name,
+    client_count,
     confusion_statistics,
     confusion_statistics_or_none,
     csv_row,
@@ -316,6 +318,24 @@ def test_success_rate(completed, failed, expected):
     assert success_rate(completed, failed) == expected
 
 
+@pytest.mark.parametrize(
+    ("registered", "config", "expected"),
+    [
+        (3, {"num_clients": 5}, 3),
+        (0, {"num_clients": 5}, 5),
+        (0, {"num_clients": 0}, 0),
+        (0, None, 0),
+        (0, {}, 0),
+        (0, {"num_clients": "5"}, 0),
+        (0, {"num_clients": True}, 0),
+        (0, {"num_clients": -2}, 0),
+        (0, {"num_clients": 2.5}, 0),
+    ],
+)
+def test_client_count_prefers_registered_clients(registered, config, expected):
+    assert client_count(registered, config) == expected
+
+
 # --- best ----------------------------------------------------------------------------
 
 
@@ -469,6 +489,23 @@ def test_centralized_final_confusion_matrix_is_the_final_epochs():
     assert summarize_centralized(points).final_confusion_matrix == confusion_statistics(
         40, 45, 5, 10
     )
+
+
+def test_centralized_summary_reads_only_centralized_metric_names():
+    points = [
+        ("val_acc", 0, 0.5),
+        ("val_accuracy", 1, 0.6),
+        ("val_auc", 1, 0.7),
+        ("train_loss", 1, 0.4),
+        *((name, 1, 3.0) for name in ("val_cm_tp", "val_cm_tn", "val_cm_fp", "val_cm_fn")),
+        ("test_acc", 0, 0.9),
+        ("learning_rate", 1, 0.001),
+        ("custom_metric", 2, 1.0),
+    ]
+    # The loader filters by these names in SQL; the summary must not change.
+    kept = [point for point in points if point[0] in CENTRALIZED_METRIC_NAMES]
+    assert len(kept) == len(points) - 3
+    assert summarize_centralized(kept) == summarize_centralized(points)
 
 
 def test_centralized_without_points_is_empty():
