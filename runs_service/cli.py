@@ -1,12 +1,20 @@
-"""Flask commands: demo data (and, through extensions, db and openapi)."""
+"""Flask commands: demo data, results-file import (and, through extensions, db and openapi)."""
 
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from runs_service.demo_data import generate_demo_runs
+from runs_service.errors import RunNotFound, ServiceError
+from runs_service.schemas.fields import MAX_RUN_ID
+from runs_service.services.backfill import (
+    BackfillResult,
+    backfill_from_path,
+    backfill_results_file,
+    results_files_in,
+)
 from runs_service.services.loading import database_is_empty, load_demo_run
 
 
@@ -35,5 +43,72 @@ def demo_data_command(count: int, seed: int, force: bool, if_empty: bool) -> Non
     click.echo(f"Loaded {count} demo runs.")
 
 
+def _summary(result: BackfillResult) -> str:
+    counts = f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged"
+    return f"{result.message.rstrip('.')} ({counts})."
+
+
+@click.command("import-results")
+@with_appcontext
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option(
+    "--run-id", type=click.IntRange(1, MAX_RUN_ID), help="The run FILE belongs to (file mode)."
+)
+@click.option(
+    "--directory",
+    type=click.Path(exists=True, file_okay=False, readable=True),
+    help="Import every results_{id}.json in this directory whose run exists.",
+)
+@click.option("--dry-run", is_flag=True, help="Validate and report without writing.")
+def import_results_command(
+    file: str | None, run_id: int | None, directory: str | None, dry_run: bool
+) -> None:
+    """Import server evaluations from FILE --run-id N, or from every file in --directory DIR."""
+    max_bytes = current_app.config["RUNS_MAX_RESULTS_FILE_BYTES"]
+    if directory is not None:
+        if file is not None or run_id is not None:
+            raise click.UsageError("--directory imports by file name; give no FILE or --run-id.")
+        _import_directory(directory, max_bytes, dry_run)
+        return
+    if file is None or run_id is None:
+        raise click.UsageError("Give FILE with --run-id N, or --directory DIR.")
+    try:
+        result = backfill_from_path(run_id, file, max_bytes, dry_run=dry_run)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Run {run_id}: {_summary(result)}")
+
+
+def _import_directory(directory: str, max_bytes: int, dry_run: bool) -> None:
+    files = results_files_in(directory)
+    imported: list[str] = []
+    skipped: list[str] = []
+    failed: list[str] = []
+    with click.progressbar(files, label="Importing results files") as bar:
+        for run_id, name in bar:
+            try:
+                result = backfill_results_file(run_id, directory, max_bytes, dry_run=dry_run)
+            except RunNotFound:
+                skipped.append(f"{name}: run {run_id} does not exist")
+            except ServiceError as error:
+                failed.append(f"{name}: {error.message}")
+            else:
+                imported.append(f"{name}: {_summary(result)}")
+    for line in imported:
+        click.echo(line)
+    for line in skipped:
+        click.echo(f"skipped {line}")
+    for line in failed:
+        click.echo(f"failed {line}", err=True)
+    verb = "Validated" if dry_run else "Imported"
+    click.echo(
+        f"{verb} {len(imported)} of {len(files)} results files; "
+        f"{len(skipped)} skipped (no run), {len(failed)} failed."
+    )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(demo_data_command)
+    app.cli.add_command(import_results_command)

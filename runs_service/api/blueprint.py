@@ -25,6 +25,8 @@ class StrictJSONParser(FlaskParser):
             return json.loads(req.get_data(cache=True), parse_constant=_reject_constant)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
             abort(400, message=f"Malformed JSON body: {error}.")
+        except RecursionError:
+            abort(400, message="Malformed JSON body: nested too deeply.")
 
 
 class Blueprint(flask_smorest.Blueprint):

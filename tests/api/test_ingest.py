@@ -265,6 +265,20 @@ def test_numbers_beyond_float_range_are_422(client, auth, create_run, row_counts
     assert row_counts() == before
 
 
+def test_deeply_nested_json_is_400_not_500(client, auth, create_run, row_counts):
+    run = create_run()
+    before = row_counts()
+    response = client.post(
+        f"/api/runs/{run['id']}/metrics",
+        data="[" * 200_000,
+        content_type="application/json",
+        headers=auth,
+    )
+    assert response.status_code == 400
+    assert "nested" in response.get_json()["message"]
+    assert row_counts() == before
+
+
 def test_malformed_json_is_400(client, auth, create_run):
     run = create_run()
     response = client.post(
