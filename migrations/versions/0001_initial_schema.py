@@ -1,8 +1,8 @@
-"""initial schema: runs, clients, run metrics, server evaluations
+"""initial schema: runs, clients, run metrics, server evaluations, run summaries
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 12:06:07.497596
+Create Date: 2026-11-26 12:37:47.297163
 
 """
 
@@ -90,6 +90,34 @@ def upgrade():
             "run_id", "client_identifier", name=op.f("uq_clients_run_id_client_identifier")
         ),
     )
+    op.create_table(
+        "run_summaries",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("metrics_count", sa.Integer(), nullable=False),
+        sa.Column("best_accuracy", sa.Float(), nullable=True),
+        sa.Column("best_precision", sa.Float(), nullable=True),
+        sa.Column("best_recall", sa.Float(), nullable=True),
+        sa.Column("best_f1", sa.Float(), nullable=True),
+        sa.Column("best_auroc", sa.Float(), nullable=True),
+        sa.Column("final_true_positives", sa.Integer(), nullable=True),
+        sa.Column("final_true_negatives", sa.Integer(), nullable=True),
+        sa.Column("final_false_positives", sa.Integer(), nullable=True),
+        sa.Column("final_false_negatives", sa.Integer(), nullable=True),
+        sa.Column("has_server_evaluation", sa.Boolean(), nullable=False),
+        sa.Column("num_rounds", sa.Integer(), nullable=False),
+        sa.Column("latest_round", sa.Integer(), nullable=True),
+        sa.Column("latest_accuracy", sa.Float(), nullable=True),
+        sa.Column("registered_clients", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["runs.id"], name=op.f("fk_run_summaries_run_id_runs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("run_id", name=op.f("pk_run_summaries")),
+    )
+    with op.batch_alter_table("run_summaries", schema=None) as batch_op:
+        batch_op.create_index("ix_run_summaries_best_accuracy", ["best_accuracy"], unique=False)
+        batch_op.create_index("ix_run_summaries_best_recall", ["best_recall"], unique=False)
+
     op.create_table(
         "server_evaluations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -189,6 +217,11 @@ def downgrade():
 
     op.drop_table("run_metrics")
     op.drop_table("server_evaluations")
+    with op.batch_alter_table("run_summaries", schema=None) as batch_op:
+        batch_op.drop_index("ix_run_summaries_best_recall")
+        batch_op.drop_index("ix_run_summaries_best_accuracy")
+
+    op.drop_table("run_summaries")
     op.drop_table("clients")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_training_mode_start_time")

@@ -4,6 +4,7 @@ from runs_service.models.client import Client
 from runs_service.models.evaluation import ServerEvaluation
 from runs_service.models.metric import DatasetType, RunMetric
 from runs_service.models.run import Run, RunStatus, TrainingMode
+from runs_service.models.summary import RunSummary
 
 __all__ = [
     "Client",
@@ -11,6 +12,7 @@ __all__ = [
     "Run",
     "RunMetric",
     "RunStatus",
+    "RunSummary",
     "ServerEvaluation",
     "TrainingMode",
 ]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from runs_service.models.client import Client
     from runs_service.models.evaluation import ServerEvaluation
     from runs_service.models.metric import RunMetric
+    from runs_service.models.summary import RunSummary
 
 MAX_DESCRIPTION_LENGTH = 1024
 
@@ -73,3 +74,4 @@ class Run(Base):
     clients: Mapped[list[Client]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
     )
+    summary: Mapped[RunSummary] = relationship(cascade="all, delete-orphan", passive_deletes=True)

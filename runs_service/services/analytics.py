@@ -6,11 +6,11 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
-from runs_service.models import Run, RunStatus, TrainingMode
+from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
 from runs_service.models.types import utc_now
 from runs_service.services import run_stats
 from runs_service.services.definitions import (
@@ -26,7 +26,7 @@ RANK_BY = run_stats.SCORES
 DEFAULT_TOP_N = 10
 MAX_TOP_N = 100
 MAX_DAYS = 3650
-# (ModeMetrics key, score of run_stats.best_scores it averages); the comparison drops "avg_".
+# (ModeMetrics key, score whose stored best it averages); the comparison drops "avg_".
 _AVERAGED_SCORES = tuple((f"avg_{score}", score) for score in run_stats.SCORES)
 
 
@@ -37,21 +37,23 @@ def _status_counts_query(filters: frozenset[str]) -> Select:
     )
 
 
+def _best(score: str) -> ColumnElement[float]:
+    return getattr(RunSummary, f"best_{score}")
+
+
 @functools.cache
 def _mode_metrics_query(filters: frozenset[str]) -> Select:
-    scope = run_stats.run_filters(filters)
-    bests = run_stats.best_scores(scope)
     return (
         select(
             Run.training_mode,
             func.count().label("count"),
-            *(func.avg(bests.c[score]).label(key) for key, score in _AVERAGED_SCORES),
+            *(func.avg(_best(score)).label(key) for key, score in _AVERAGED_SCORES),
             func.avg(run_stats.duration_seconds(Run.start_time, Run.end_time)).label(
                 "avg_duration_seconds"
             ),
         )
-        .outerjoin(bests, bests.c.run_id == Run.id)
-        .where(*scope)
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .where(*run_stats.run_filters(filters))
         .group_by(Run.training_mode)
     )
 
@@ -59,8 +61,6 @@ def _mode_metrics_query(filters: frozenset[str]) -> Select:
 @functools.cache
 def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
     """Runs by rank_by, highest first, runs without it last, ties by id descending."""
-    scope = run_stats.run_filters(filters)
-    bests = run_stats.best_scores(scope)
     return (
         select(
             Run.id,
@@ -68,11 +68,11 @@ def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
             Run.status,
             Run.start_time,
             Run.end_time,
-            *(bests.c[score] for score in run_stats.SCORES),
+            *(_best(score).label(score) for score in run_stats.SCORES),
         )
-        .outerjoin(bests, bests.c.run_id == Run.id)
-        .where(*scope)
-        .order_by(bests.c[rank_by].desc().nulls_last(), Run.id.desc())
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .where(*run_stats.run_filters(filters))
+        .order_by(_best(rank_by).desc().nulls_last(), Run.id.desc())
         .limit(bindparam("top_n"))
     )
 

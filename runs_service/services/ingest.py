@@ -2,6 +2,8 @@
 
 Every batch is one transaction (all or nothing) made of INSERT … ON CONFLICT
 statements, so re-sending a batch or racing another writer never duplicates a row.
+The run's row is locked first (PostgreSQL; SQLite serialises writers anyway), so the
+summary recomputed at the end of a batch sees every batch committed before it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from runs_service.models import Client, RunMetric, ServerEvaluation, TrainingMod
 from runs_service.models.run import Run
 from runs_service.services.definitions import SERVER_COUNT_FIELDS, dataset_type_for
 from runs_service.services.runs import get_run
+from runs_service.services.summaries import refresh_run_summary
 from runs_service.services.upsert import BatchResult, dialect_insert, upsert
 
 EVALUATION_VALUE_FIELDS = (
@@ -58,6 +61,16 @@ def _require_federated(run: Run, what: str) -> None:
         )
 
 
+def _finish(run: Run, *, dry_run: bool = False) -> None:
+    """Commit the batch with the run's refreshed summary, or roll back a dry run."""
+    if dry_run:
+        # The same statements, rolled back, give exactly the counts a real write reports.
+        db.session.rollback()
+        return
+    refresh_run_summary(run)
+    db.session.commit()
+
+
 def _client_ids(run_id: int, identifiers: Iterable[str]) -> dict[str, int]:
     """Ids of the run's clients, registering the identifiers not seen before."""
     wanted = sorted(set(identifiers))
@@ -86,7 +99,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         "metrics",
         "metric, step, client and round",
     )
-    run = get_run(run_id)
+    run = get_run(run_id, for_update=True)
     if any("client_identifier" in p or "round_number" in p for p in points):
         _require_federated(run, "client-local metrics (client_identifier, round_number)")
     client_ids = _client_ids(
@@ -115,7 +128,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         key_columns=("run_id", "metric_name", "step", "client_key", "round_key"),
         value_columns=("metric_value", "dataset_type"),
     )
-    db.session.commit()
+    _finish(run)
     return result
 
 
@@ -131,7 +144,7 @@ def log_server_evaluations(
 ) -> BatchResult:
     """Write a batch of per-round server evaluations of a federated run, or dry-run it."""
     reject_duplicates([e["round_number"] for e in evaluations], "evaluations", "round_number")
-    run = get_run(run_id)
+    run = get_run(run_id, for_update=True)
     _require_federated(run, "server evaluations")
     rows = [
         {
@@ -149,18 +162,14 @@ def log_server_evaluations(
         key_columns=("run_id", "round_number"),
         value_columns=EVALUATION_VALUE_FIELDS,
     )
-    if dry_run:
-        # The same statements, rolled back, give exactly the counts a real write reports.
-        db.session.rollback()
-    else:
-        db.session.commit()
+    _finish(run, dry_run=dry_run)
     return result
 
 
 def register_clients(run_id: int, clients: Sequence[dict[str, Any]]) -> BatchResult:
     """Register a federated run's clients; registering again changes nothing."""
     reject_duplicates([c["client_identifier"] for c in clients], "clients", "client_identifier")
-    run = get_run(run_id)
+    run = get_run(run_id, for_update=True)
     _require_federated(run, "clients")
     rows = sorted(
         (
@@ -180,5 +189,5 @@ def register_clients(run_id: int, clients: Sequence[dict[str, Any]]) -> BatchRes
         key_columns=("run_id", "client_identifier"),
         value_columns=("client_config",),
     )
-    db.session.commit()
+    _finish(run)
     return result

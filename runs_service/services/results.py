@@ -79,7 +79,9 @@ def _centralized_points(run_id: int) -> Sequence[tuple[str, int, float]]:
         select(RunMetric.metric_name, RunMetric.step, RunMetric.metric_value)
         .where(
             RunMetric.run_id == run_id,
-            RunMetric.client_id.is_(None),
+            # client_key is 0 exactly for run-level points, and it is part of the point
+            # index, unlike client_id (whose own index SQLite would otherwise pick).
+            RunMetric.client_key == 0,
             RunMetric.metric_name.in_(CENTRALIZED_METRIC_NAMES),
         )
         .order_by(RunMetric.id)
@@ -96,17 +98,23 @@ def _server_evaluations(run_id: int) -> Sequence[Mapping[str, Any]]:
     return db.session.execute(statement).mappings().all()
 
 
-def _registered_clients(run_id: int) -> int:
+def registered_clients(run_id: int) -> int:
+    """How many clients are registered for a run."""
     statement = select(func.count()).select_from(Client).where(Client.run_id == run_id)
     return db.session.execute(statement).scalar_one()
+
+
+def load_history_view(run: Run) -> CentralizedView | FederatedView:
+    """Load a run's history in one statement and derive everything from it."""
+    if run.training_mode is TrainingMode.FEDERATED:
+        return summarize_federated(_server_evaluations(run.id))
+    return summarize_centralized(_centralized_points(run.id))
 
 
 def load_run_results(run_id: int) -> RunResults:
     """Load a run and its history in two statements; RunNotFound when it does not exist."""
     run = get_run(run_id)
-    if run.training_mode is TrainingMode.FEDERATED:
-        return RunResults(run, summarize_federated(_server_evaluations(run.id)))
-    return RunResults(run, summarize_centralized(_centralized_points(run.id)))
+    return RunResults(run, load_history_view(run))
 
 
 def experiment_results(results: RunResults) -> dict[str, Any]:
@@ -158,7 +166,7 @@ def get_federated_rounds(run_id: int) -> dict[str, Any]:
     return {
         "is_federated": True,
         "num_rounds": summarize_federated(evaluations).num_rounds,
-        "num_clients": client_count(_registered_clients(run.id), run.config),
+        "num_clients": client_count(registered_clients(run.id), run.config),
         "rounds": [federated_round_entry(evaluation) for evaluation in evaluations],
     }
 

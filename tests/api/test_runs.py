@@ -152,13 +152,25 @@ def test_delete_removes_the_run_and_everything_it_owns(client, auth, create_run,
             json={"evaluations": [{"round_number": 0, "loss": 0.7}]},
             headers=auth,
         )
-    assert row_counts() == {"runs": 2, "clients": 2, "server_evaluations": 2, "run_metrics": 4}
+    assert row_counts() == {
+        "runs": 2,
+        "clients": 2,
+        "server_evaluations": 2,
+        "run_metrics": 4,
+        "run_summaries": 2,
+    }
 
     response = client.delete(f"/api/runs/{run['id']}", headers=auth)
     assert response.status_code == 204
     assert response.data == b""
     assert client.get(f"/api/runs/{run['id']}").status_code == 404
-    assert row_counts() == {"runs": 1, "clients": 1, "server_evaluations": 1, "run_metrics": 2}
+    assert row_counts() == {
+        "runs": 1,
+        "clients": 1,
+        "server_evaluations": 1,
+        "run_metrics": 2,
+        "run_summaries": 1,
+    }
 
 
 def test_database_rejects_an_invalid_enum_value(app):

@@ -8,31 +8,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from runs_service.models import Run
 from runs_service.services import run_stats
-from runs_service.services.definitions import (
-    CENTRALIZED_HISTORY_FIELDS,
-    SERVER_METRIC_FIELDS,
-    SERVER_TO_HISTORY,
-)
+from runs_service.services.definitions import BEST_METRIC_SOURCES
 
 
-@pytest.mark.parametrize(
-    ("field", "names"),
-    [
-        ("val_acc", ("val_acc", "val_accuracy")),
-        ("val_auroc", ("val_auroc", "val_auc")),
-        ("val_recall", ("val_recall",)),
-        ("train_loss", ("train_loss",)),
-    ],
-)
-def test_stored_metric_names_put_the_canonical_name_first(field, names):
-    assert run_stats.stored_metric_names(field) == names
+def test_every_score_has_a_stored_best_and_a_history_field():
+    from runs_service.models import RunSummary
+    from runs_service.services.summaries import BEST_COLUMNS
 
-
-def test_every_score_is_a_history_field_with_a_server_column():
-    server_columns = {field: column for column, field in SERVER_TO_HISTORY}
-    for field in run_stats.SCORE_FIELDS.values():
-        assert field in CENTRALIZED_HISTORY_FIELDS
-        assert server_columns[field] in SERVER_METRIC_FIELDS
+    assert [column for column, _ in BEST_COLUMNS] == [f"best_{score}" for score in run_stats.SCORES]
+    for score in run_stats.SCORES:
+        assert hasattr(RunSummary, f"best_{score}")
+    assert {key for _, key in BEST_COLUMNS} <= {key for key, _, _ in BEST_METRIC_SOURCES}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,47 @@
+"""Per-run facts derived from a run's data, kept up to date by every write.
+
+The list and analytics routes sort, page and aggregate over thousands of runs; reading
+these stored facts instead of every metric row keeps them fast as runs pile up
+(MLflow's latest_metrics lesson). services.summaries is the only writer, and it
+derives every value with services.definitions, so there is still one definition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer
+from sqlalchemy.orm import Mapped, mapped_column
+
+from runs_service.extensions import Base
+from runs_service.models.types import UTCDateTime, utc_now
+
+
+class RunSummary(Base):
+    __tablename__ = "run_summaries"
+    __table_args__ = (
+        Index("ix_run_summaries_best_accuracy", "best_accuracy"),
+        Index("ix_run_summaries_best_recall", "best_recall"),
+    )
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    # Stored metric points, client-local ones included.
+    metrics_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The run's best validation metrics (SPEC §3): over epochs, or over training rounds.
+    best_accuracy: Mapped[float | None] = mapped_column(Float)
+    best_precision: Mapped[float | None] = mapped_column(Float)
+    best_recall: Mapped[float | None] = mapped_column(Float)
+    best_f1: Mapped[float | None] = mapped_column(Float)
+    best_auroc: Mapped[float | None] = mapped_column(Float)
+    # Confusion-matrix counts of the final epoch or round.
+    final_true_positives: Mapped[int | None] = mapped_column(Integer)
+    final_true_negatives: Mapped[int | None] = mapped_column(Integer)
+    final_false_positives: Mapped[int | None] = mapped_column(Integer)
+    final_false_negatives: Mapped[int | None] = mapped_column(Integer)
+    # Federated facts.
+    has_server_evaluation: Mapped[bool] = mapped_column(Boolean, default=False)
+    num_rounds: Mapped[int] = mapped_column(Integer, default=0)
+    latest_round: Mapped[int | None] = mapped_column(Integer)
+    latest_accuracy: Mapped[float | None] = mapped_column(Float)
+    registered_clients: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)

@@ -1,0 +1,62 @@
+"""Keeping each run's stored summary (models.RunSummary) in step with its data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from runs_service.extensions import db
+from runs_service.models import Run, RunMetric, RunSummary
+from runs_service.models.types import utc_now
+from runs_service.services.definitions import SERVER_COUNT_FIELDS, CentralizedView, FederatedView
+from runs_service.services.results import load_history_view, registered_clients
+from runs_service.services.upsert import dialect_insert
+
+# RunSummary column -> key of a history view's bests.
+BEST_COLUMNS = (
+    ("best_accuracy", "best_val_accuracy"),
+    ("best_precision", "best_val_precision"),
+    ("best_recall", "best_val_recall"),
+    ("best_f1", "best_val_f1"),
+    ("best_auroc", "best_val_auroc"),
+)
+FINAL_COUNT_COLUMNS = tuple((f"final_{name}", name) for name in SERVER_COUNT_FIELDS)
+
+
+def summary_values(
+    view: CentralizedView | FederatedView, metrics_count: int, clients: int
+) -> dict[str, Any]:
+    """The stored facts of a run, all taken from its derived history view."""
+    matrix = view.final_confusion_matrix or {}
+    federated = isinstance(view, FederatedView)
+    return {
+        "metrics_count": metrics_count,
+        **{column: view.bests[key] for column, key in BEST_COLUMNS},
+        **{column: matrix.get(key) for column, key in FINAL_COUNT_COLUMNS},
+        "has_server_evaluation": federated and (bool(view.history) or view.initial is not None),
+        "num_rounds": view.num_rounds if federated else 0,
+        "latest_round": view.latest_round if federated else None,
+        "latest_accuracy": view.final_metrics["accuracy"] if federated else None,
+        "registered_clients": clients,
+    }
+
+
+def refresh_run_summary(run: Run) -> None:
+    """Recompute a run's summary inside the caller's transaction (the caller commits)."""
+    metrics_count = db.session.scalar(
+        select(func.count()).select_from(RunMetric).where(RunMetric.run_id == run.id)
+    )
+    values = summary_values(load_history_view(run), metrics_count, registered_clients(run.id))
+    values["updated_at"] = utc_now()
+    insert = dialect_insert(db.session, RunSummary.__table__).values(run_id=run.id, **values)
+    db.session.execute(insert.on_conflict_do_update(index_elements=["run_id"], set_=values))
+
+
+def refresh_all_summaries() -> int:
+    """Recompute every run's summary (after a restore or a definition change)."""
+    runs = db.session.scalars(select(Run).order_by(Run.id)).all()
+    for run in runs:
+        refresh_run_summary(run)
+    db.session.commit()
+    return len(runs)
