@@ -16,6 +16,7 @@ from runs_service.services.backfill import (
     results_files_in,
 )
 from runs_service.services.loading import database_is_empty, load_demo_run
+from runs_service.services.summaries import refresh_all_summaries
 
 
 @click.command("demo-data")
@@ -109,6 +110,15 @@ def _import_directory(directory: str, max_bytes: int, dry_run: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+@click.command("refresh-summaries")
+@with_appcontext
+def refresh_summaries_command() -> None:
+    """Recompute every run's stored summary from its data (after a restore, say)."""
+    count = refresh_all_summaries()
+    click.echo(f"Refreshed the summaries of {count} runs.")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(demo_data_command)
     app.cli.add_command(import_results_command)
+    app.cli.add_command(refresh_summaries_command)

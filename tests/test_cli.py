@@ -38,3 +38,22 @@ def test_demo_data_if_empty_skips_quietly_and_force_adds(app, runner, create_run
     assert forced.exit_code == 0
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Run)) == 3
+
+
+def test_refresh_summaries_rebuilds_stored_facts_from_the_data(app, runner, client, auth):
+    from sqlalchemy import update
+
+    from runs_service.models import RunSummary
+
+    runner.invoke(args=["demo-data", "--count", "4"])
+    before = client.get("/api/runs/list?sort_by=id").get_json()["runs"]
+    with app.app_context():
+        # Simulate summaries gone stale (a restore from an older dump, say).
+        db.session.execute(update(RunSummary).values(best_accuracy=None, metrics_count=0))
+        db.session.commit()
+    stale = client.get("/api/runs/list?sort_by=id").get_json()["runs"]
+    assert all(run["metrics_count"] == 0 for run in stale)
+    result = runner.invoke(args=["refresh-summaries"])
+    assert result.exit_code == 0, result.output
+    assert "4 runs" in result.output
+    assert client.get("/api/runs/list?sort_by=id").get_json()["runs"] == before
