@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, or_
+from sqlalchemy import Select, Table, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from runs_service.models.types import utc_now
@@ -39,6 +40,20 @@ def dialect_insert(session: Session, table: Table):
     raise NotImplementedError(f"upserts are not implemented for {dialect}")
 
 
+def _unnested(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Select:
+    """SELECT … FROM unnest(:column_values::type[], …): a whole batch as one array per column.
+
+    PostgreSQL then inserts 10,000 rows in one statement with seven parameters, several
+    times faster than the same rows as multi-row VALUES.
+    """
+    arrays = [
+        bindparam(f"{name}_values", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
+        for name in columns
+    ]
+    source = func.unnest(*arrays).table_valued(*columns).render_derived()
+    return select(*(source.c[name] for name in columns))
+
+
 def upsert(
     session: Session,
     table: Table,
@@ -50,11 +65,15 @@ def upsert(
 
     The update only fires when a value differs, so unchanged rows return nothing;
     `updated_at` is null on a fresh insert, which tells inserted from updated
-    without reading first (no check-then-insert race).
+    without reading first (no check-then-insert race). Every row has the same keys.
     """
     if not rows:
         return BatchResult()
     insert = dialect_insert(session, table)
+    columns = list(rows[0])
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        insert = insert.from_select(columns, _unnested(table, rows, columns))
     excluded = insert.excluded
     changed = or_(*(table.c[name].is_distinct_from(excluded[name]) for name in value_columns))
     statement = insert.on_conflict_do_update(
@@ -62,7 +81,9 @@ def upsert(
         set_={**{name: excluded[name] for name in value_columns}, "updated_at": utc_now()},
         where=changed,
     ).returning(table.c.updated_at)
-    written = session.execute(statement, list(rows)).scalars().all()
+    # SQLite gets the rows as multi-row VALUES pages (SQLAlchemy's insertmanyvalues).
+    result = session.execute(statement) if postgres else session.execute(statement, list(rows))
+    written = result.scalars().all()
     inserted = sum(1 for updated_at in written if updated_at is None)
     updated = len(written) - inserted
     return BatchResult(inserted, updated, len(rows) - len(written))
