@@ -17,6 +17,7 @@ from runs_service.api.docs import BEARER_SCHEME
 from runs_service.cli import register_commands
 from runs_service.errors import register_error_handlers
 from runs_service.extensions import api, db, migrate
+from runs_service.json_provider import OrjsonProvider
 from runs_service.security import register_security
 
 API_DESCRIPTION = """\
@@ -42,6 +43,7 @@ OPENAPI_SETTINGS = {
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application from the environment, or from test_config on top of it."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = OrjsonProvider(app)
     app.config.update(OPENAPI_SETTINGS)
     app.config.update(configuration.from_environment(app.instance_path))
     if test_config is not None:
