@@ -134,6 +134,18 @@ class ExperimentMetadataSchema(DescribedSchema):
     )
 
 
+class PreshapedList(fields.List):
+    """A documented list whose items services.definitions already shaped: dumped as they are.
+
+    A 1,000-epoch history costs marshmallow about 15 ms to re-dump field by field; the
+    entries are plain dicts with exactly the item schema's keys and JSON-ready values
+    (tests/unit/test_results_shapes.py holds the two together).
+    """
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
 class ExperimentResultsSchema(DescribedSchema):
     """A run's results: final metrics, per-epoch history, bests and confusion matrix."""
 
@@ -141,7 +153,7 @@ class ExperimentResultsSchema(DescribedSchema):
     training_mode = fields.Enum(TrainingMode, by_value=True)
     status = fields.Enum(RunStatus, by_value=True)
     final_metrics = fields.Nested(FinalMetricsSchema)
-    training_history = fields.List(
+    training_history = PreshapedList(
         fields.Nested(HistoryEntrySchema),
         metadata={
             "description": "One entry per epoch, ascending. Centralized: the run's own metrics "

@@ -76,15 +76,14 @@ class RunResults:
 def _centralized_points(run_id: int) -> Sequence[tuple[str, int, float]]:
     # Client-local metrics of federated runs are not the run's own history.
     statement = (
-        select(RunMetric.metric_name, RunMetric.step, RunMetric.metric_value)
-        .where(
+        select(RunMetric.metric_name, RunMetric.step, RunMetric.metric_value).where(
             RunMetric.run_id == run_id,
             # client_key is 0 exactly for run-level points, and it is part of the point
             # index, unlike client_id (whose own index SQLite would otherwise pick).
             RunMetric.client_key == 0,
             RunMetric.metric_name.in_(CENTRALIZED_METRIC_NAMES),
         )
-        .order_by(RunMetric.id)
+        # No ORDER BY: summarize_centralized gives the same answer in any row order.
     )
     return db.session.execute(statement).all()
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from runs_service.models import Run, RunStatus, TrainingMode
+from runs_service.schemas.results import HistoryEntrySchema
 from runs_service.services.definitions import summarize_centralized, summarize_federated
 from runs_service.services.results import RunResults, experiment_results, federated_round_entry
 
@@ -72,3 +73,22 @@ def test_experiment_results_of_a_federated_run_shapes_round_zero():
     assert initial["round"] == 0
     assert initial["additional_metrics"] == {"k": 1}
     assert [entry["epoch"] for entry in results["training_history"]] == [1]
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        summarize_centralized([("val_acc", 0, 0.5), ("train_loss", 1, 0.3), ("val_cm_tp", 1, 3)]),
+        summarize_federated(
+            [{"round_number": 0, "accuracy": 0.5}, {"round_number": 1, "loss": 0.2}]
+        ),
+    ],
+    ids=["centralized", "federated"],
+)
+def test_history_entries_have_exactly_the_documented_keys(view):
+    """training_history is dumped as shaped, so its entries must match the schema."""
+    documented = set(HistoryEntrySchema().fields)
+    assert view.history
+    for entry in view.history:
+        assert set(entry) == documented
+        assert all(value is None or isinstance(value, int | float) for value in entry.values())
