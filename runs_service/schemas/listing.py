@@ -6,7 +6,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from runs_service.models.run import RunStatus, TrainingMode
 from runs_service.schemas.fields import MAX_OFFSET, UTCDateTimeField
-from runs_service.schemas.results import ConfusionMatrixSchema
+from runs_service.schemas.results import ConfusionMatrixSchema, PreshapedList
 from runs_service.services.listing import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS, SORT_ORDERS
 
 
@@ -117,7 +117,7 @@ class RunSummarySchema(Schema):
 class RunListSchema(Schema):
     """A page of run summaries."""
 
-    runs = fields.List(fields.Nested(RunSummarySchema))
+    runs = PreshapedList(fields.Nested(RunSummarySchema))
     total = fields.Integer(metadata={"description": "Runs matching the filters, all pages."})
     limit = fields.Integer()
     offset = fields.Integer()

@@ -91,14 +91,19 @@ def _federated_info(run: Row) -> dict[str, Any]:
     }
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 def _summary(run: Row) -> dict[str, Any]:
+    """A RunSummary, JSON-ready: the list route sends these without re-dumping them."""
     federated = run.training_mode is TrainingMode.FEDERATED
     return {
         "id": run.id,
-        "training_mode": run.training_mode,
-        "status": run.status,
-        "start_time": run.start_time,
-        "end_time": run.end_time,
+        "training_mode": run.training_mode.value,
+        "status": run.status.value,
+        "start_time": _iso(run.start_time),
+        "end_time": _iso(run.end_time),
         "run_description": run.run_description,
         "duration_minutes": duration_minutes(run.start_time, run.end_time),
         "best_val_accuracy": run.best_accuracy,

@@ -532,3 +532,35 @@ def test_openapi_documents_the_list(client):
     assert {"200", "422"} <= set(operation["responses"])
     summary = spec["components"]["schemas"]["RunSummary"]
     assert set(summary["properties"]) == SUMMARY_KEYS
+
+
+def test_summaries_have_exactly_the_documented_fields(client, create_run, auth):
+    """The route sends the service's summaries as they are, so they must match the schema."""
+    from runs_service.schemas.listing import FederatedInfoSchema, RunSummarySchema
+
+    create_run("centralized", start_time="2025-01-01T00:00:00.5Z", end_time="2025-01-01T01:00:00Z")
+    federated = create_run("federated")
+    client.post(
+        f"/api/runs/{federated['id']}/server-evaluations",
+        json={
+            "evaluations": [
+                {
+                    "round_number": 1,
+                    "accuracy": 0.5,
+                    "true_positives": 1,
+                    "true_negatives": 1,
+                    "false_positives": 1,
+                    "false_negatives": 1,
+                }
+            ]
+        },
+        headers=auth,
+    )
+    runs = client.get("/api/runs/list?sort_by=id&sort_order=asc").get_json()["runs"]
+    for run in runs:
+        assert set(run) == set(RunSummarySchema().fields)
+    centralized_run, federated_run = runs
+    assert centralized_run["start_time"] == "2025-01-01T00:00:00.500000+00:00"
+    assert centralized_run["training_mode"] == "centralized"
+    assert set(federated_run["federated_info"]) == set(FederatedInfoSchema().fields)
+    assert federated_run["final_epoch_stats"]["total"] == 4
