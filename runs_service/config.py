@@ -66,6 +66,14 @@ def engine_options(config: Mapping[str, Any]) -> dict:
             "connect_args": {
                 "connect_timeout": connect_timeout,
                 "options": f"-c statement_timeout={statement_timeout_ms}",
+                # A server that vanishes from the network (no reset, no answer) would
+                # otherwise hold a request for the ~15 minutes of TCP retransmissions:
+                # unacknowledged data and failed keepalives drop the connection instead.
+                "tcp_user_timeout": connect_timeout * 1000,
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
             },
         }
     return {}

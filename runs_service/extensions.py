@@ -1,9 +1,10 @@
-"""Extension objects, bound to the application in create_app."""
+"""Extension objects, bound to the application in create_app, and SQLite's connection setup."""
 
 from __future__ import annotations
 
 import sqlite3
 
+from flask import has_request_context, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -33,6 +34,17 @@ class Base(DeclarativeBase):
 class RunsApi(Api):
     """flask-smorest's Api with the service's error shape (headers and messages kept)."""
 
+    def init_app(self, app, *, spec_kwargs=None) -> None:
+        # Imported here: the API layer depends on this module, not the other way round.
+        from runs_service.api.docs import SchemaPlugin, storable_text_properties
+        from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
+
+        super().init_app(
+            app, spec_kwargs={"marshmallow_plugin": SchemaPlugin(), **(spec_kwargs or {})}
+        )
+        self.ma_plugin.converter.add_attribute_function(storable_text_properties)
+        self.spec.components.schema(JSON_VALUE, JSON_VALUE_SCHEMA)
+
     def handle_http_exception(self, error):
         return http_exception_response(error)
 
@@ -43,11 +55,19 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 api = RunsApi()
 
 
+# Requests that only read start deferred SQLite transactions; everything else (writes,
+# CLI commands, migrations) takes the write lock up front.
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @event.listens_for(Engine, "connect")
 def _configure_sqlite(dbapi_connection, connection_record) -> None:
     """Give every SQLite connection foreign keys (for cascades), WAL and a busy timeout."""
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
+    # sqlite3's own transaction handling would BEGIN (deferred) only before the first
+    # INSERT/UPDATE/DELETE; _begin_sqlite below emits BEGIN itself instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
@@ -55,3 +75,28 @@ def _configure_sqlite(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def sqlite_begin_statement() -> str:
+    """BEGIN for a read-only request, BEGIN IMMEDIATE for everything else.
+
+    A deferred transaction that reads and then writes has to upgrade its read lock to
+    the write lock; in WAL mode, when another connection committed in between, SQLite
+    refuses at once with "database is locked" and the busy timeout never applies.
+    BEGIN IMMEDIATE takes the write lock first, so concurrent writers (threads, or
+    gunicorn workers sharing the file) wait their turn for up to the busy timeout.
+    Read-only requests (GET, HEAD, OPTIONS) keep deferred transactions: in WAL mode
+    they never wait for a writer.
+    """
+    if has_request_context() and request.method in READ_ONLY_METHODS:
+        return "BEGIN"
+    return "BEGIN IMMEDIATE"
+
+
+@event.listens_for(Engine, "begin")
+def _begin_sqlite(connection) -> None:
+    """Start SQLite transactions ourselves (SQLAlchemy's pysqlite recipe)."""
+    if connection.dialect.name == "sqlite":
+        # Straight to the driver, as sqlite3's own implicit BEGIN was: statement counts
+        # and SQL logging see the application's queries only.
+        connection.connection.driver_connection.execute(sqlite_begin_statement())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 from marshmallow import RAISE
 
@@ -48,7 +48,8 @@ class BackfillServerEvaluations(MethodView):
 
         Every round passes the same validation as `POST /api/runs/{run_id}/server-evaluations`:
         scores in [0, 1], counts whole numbers ≥ 0 (`475.0` is stored as 475, `475.5` is
-        invalid), finite numbers, integers within ±2^63-1; missing keys are stored as null.
+        invalid), finite numbers, the loss and additional metrics within ±2^53; missing keys
+        are stored as null.
         Any invalid round fails the whole request with 422 naming the round and the reason,
         and nothing is written. Rounds are upserted: importing the same file again reports
         them all as unchanged. `dry_run=true` validates and reports the same counts, then
@@ -63,7 +64,7 @@ class BackfillServerEvaluations(MethodView):
         round, or when a query parameter is unknown; a malformed JSON body is 400.
         """
         # security.py has already required any body to be JSON; no body means "read the file".
-        if request.get_data(cache=True):
+        if document is not None:
             return backfill.backfill_document(run_id, document, dry_run=query["dry_run"])
         return backfill.backfill_results_file(
             run_id,

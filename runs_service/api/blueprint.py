@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import flask_smorest
@@ -10,9 +11,71 @@ from flask import Request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
+NUL_MESSAGE = "Must not contain the NUL character (\\u0000)."
+NUL_KEY_MESSAGE = "Keys must not contain the NUL character (\\u0000)."
+NOT_FINITE_MESSAGE = "Number must be finite."
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for text holding an unpaired surrogate (JSON can spell one: "\\ud800")."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _value_problem(value: Any) -> str | None:
+    if isinstance(value, str) and "\x00" in value:
+        return NUL_MESSAGE
+    if isinstance(value, float) and not math.isfinite(value):
+        return NOT_FINITE_MESSAGE  # 1e400 is valid JSON, and Python reads it as inf
+    return None
+
+
+def _nested(path: list[str], message: str) -> dict[str, Any]:
+    errors: dict[str, Any] = {path[-1]: [message]} if path else {"_schema": [message]}
+    for key in reversed(path[:-1]):
+        errors = {key: errors}
+    return errors
+
+
+def check_document(document: Any) -> None:
+    """Refuse what no database stores: NUL characters, infinities, unpaired surrogates.
+
+    Typed fields have their own rules; this also covers free-form JSON (config,
+    client_config) on its way to a JSON column. PostgreSQL refuses NUL in text and JSON,
+    neither database stores an infinite JSON number, and unpaired surrogates cannot be
+    encoded for either: each would otherwise be a 500.
+    """
+    stack: list[tuple[list[str], Any]] = [([], document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key in value:
+                if not _is_unicode(key):
+                    abort(400, message="Malformed JSON body: a key is not valid Unicode text.")
+                if "\x00" in key:
+                    abort(422, messages={"json": _nested(path, NUL_KEY_MESSAGE)})
+            stack.extend((path + [key], item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(
+                (path + [str(index)], item) for index, item in reversed(list(enumerate(value)))
+            )
+        elif isinstance(value, str) and not _is_unicode(value):
+            abort(
+                400, message="Malformed JSON body: text is not valid Unicode (unpaired surrogate)."
+            )
+        else:
+            problem = _value_problem(value)
+            if problem is not None:
+                abort(422, messages={"json": _nested(path, problem)})
 
 
 class StrictJSONParser(FlaskParser):
@@ -22,11 +85,22 @@ class StrictJSONParser(FlaskParser):
         if not is_json_request(req):
             return core.missing
         try:
-            return json.loads(req.get_data(cache=True), parse_constant=_reject_constant)
+            document = json.loads(req.get_data(cache=True), parse_constant=_reject_constant)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
             abort(400, message=f"Malformed JSON body: {error}.")
         except RecursionError:
             abort(400, message="Malformed JSON body: nested too deeply.")
+        check_document(document)
+        return document
+
+    def _process_location_data(self, location_data, schema, req, location, unknown, validators):
+        # webargs loads a missing body as {}; a schema whose body is optional (Meta.optional_body)
+        # gets None instead, so its required fields bind only when a body is sent.
+        if location_data is core.missing and getattr(schema.Meta, "optional_body", False):
+            return None
+        return super()._process_location_data(
+            location_data, schema, req, location, unknown, validators
+        )
 
 
 class Blueprint(flask_smorest.Blueprint):

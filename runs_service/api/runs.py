@@ -32,11 +32,18 @@ class RunById(MethodView):
         """One run record."""
         return run_service.get_run(run_id)
 
-    @blp.arguments(RunUpdateSchema)
+    @blp.arguments(
+        RunUpdateSchema,
+        required=False,
+        description="The fields to change; without a body (or with {}) nothing changes.",
+    )
     @blp.response(200, RunSchema)
-    @write_operation(blp, 404)
+    @write_operation(blp, 404, 422)
     def patch(self, changes, run_id):
-        """Update status, end_time, description, source_path, external_id or config."""
+        """Update status, end_time, description, source_path, external_id or config.
+
+        end_time must not be before the run's start_time (422). training_mode cannot change.
+        """
         return run_service.update_run(run_id, changes)
 
     @blp.response(204)

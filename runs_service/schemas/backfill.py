@@ -6,12 +6,25 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
+from runs_service.models.metric import MAX_METRIC_NAME_LENGTH
+from runs_service.schemas.fields import (
+    JSON_VALUE_REF,
+    MAX_ABS_NUMBER,
+    MAX_COUNT,
+    MAX_ROUND,
+    NUL_FREE_PATTERN,
+)
+from runs_service.schemas.ingest import BOUNDED_NUMBER, NUMBER_LIST
 from runs_service.services.results_file import (
     MAX_KEYS_PER_ROUND,
     MAX_LIST_LENGTH,
     MAX_ROUND_TEXT_LENGTH,
     MAX_ROUNDS,
+    SERVER_SECTION,
 )
+
+# "0" to "1000000", no leading zeros: the round keys the parser accepts (MAX_ROUND).
+ROUND_KEY_PATTERN = "^(0|[1-9][0-9]{0,5}|1000000)$"
 
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
@@ -41,29 +54,81 @@ class BackfillQuerySchema(Schema):
     )
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+SCORE = {"type": "number", "minimum": 0, "maximum": 1}
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+LOSS = {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER}
+ROUND_OBJECT = {
+    "type": "object",
+    "description": "The round's metrics as a JSON object. Mapped keys: server_loss, "
+    "server_accuracy, server_precision, server_recall, server_f1, server_auroc, "
+    "server_cm_tp/tn/fp/fn and num_samples (475.0 counts as 475; the four counts add up "
+    f"to at most {MAX_COUNT:,}); every other key goes to additional_metrics.",
+    "properties": {
+        "server_loss": _nullable(LOSS),
+        **{
+            f"server_{name}": _nullable(SCORE)
+            for name in ("accuracy", "precision", "recall", "f1", "auroc")
+        },
+        **{
+            name: _nullable(COUNT)
+            for name in ("server_cm_tp", "server_cm_tn", "server_cm_fp", "server_cm_fn")
+        },
+        "num_samples": _nullable(COUNT),
+    },
+    "additionalProperties": {"oneOf": [BOUNDED_NUMBER, NUMBER_LIST, {"type": "null"}]},
+    "maxProperties": MAX_KEYS_PER_ROUND,
+    "propertyNames": {
+        "minLength": 1,
+        "maxLength": MAX_METRIC_NAME_LENGTH,
+        "pattern": NUL_FREE_PATTERN,
+    },
+}
+ROUND_STRING = {
+    "type": "string",
+    "maxLength": MAX_ROUND_TEXT_LENGTH,
+    "pattern": NUL_FREE_PATTERN,
+    "description": "The legacy Python-literal string the server writes, with the same "
+    "keys and rules as the object form: a flat mapping of quoted names to numbers, "
+    "np.float64/np.float32/np.int64/np.int32(...) scalars, None or lists of numbers "
+    f"(at most {MAX_LIST_LENGTH:,} items), e.g. "
+    "\"{'server_loss': 0.69, 'server_accuracy': np.float64(0.5), 'server_cm_tp': 475.0}\".",
+}
+
+
 class ResultsDocumentSchema(Schema):
     """A results document as the federated server writes it; other sections are ignored."""
 
     class Meta:
         unknown = EXCLUDE
+        # Other sections are ignored, but a body holds no NUL anywhere (api.blueprint).
+        json_schema = {
+            "additionalProperties": JSON_VALUE_REF,
+            "propertyNames": {"pattern": NUL_FREE_PATTERN},
+        }
+        # Without a body the route reads the run's results file instead (api.blueprint).
+        optional_body = True
 
     # Raw, so that every shape problem is found (and worded) by the same parser as a file's.
     evaluate_metrics_serverapp = fields.Raw(
+        required=True,
+        error_messages={
+            "required": "The results document has no server evaluations: it needs "
+            f"'{SERVER_SECTION}', an object mapping round numbers to metrics."
+        },
         metadata={
             "type": "object",
-            "additionalProperties": {
-                "description": "The round's metrics: a JSON object of numbers or lists of "
-                "numbers, or the legacy Python-literal string.",
-                "oneOf": [{"type": "object"}, {"type": "string"}],
-            },
-            "description": f'Round number ("0" = the initial model, at most {MAX_ROUNDS:,} '
-            "rounds) → metrics. server_loss, server_accuracy, server_precision, "
-            "server_recall, server_f1, server_auroc, server_cm_tp/tn/fp/fn and num_samples "
-            "fill the evaluation's fields; other numeric keys go to additional_metrics. "
-            f"Legacy strings are at most {MAX_ROUND_TEXT_LENGTH:,} characters and may hold "
-            "only a flat mapping of quoted names to numbers, np.float64/np.float32/np.int64/"
-            f"np.int32(...) scalars or lists of numbers (at most {MAX_LIST_LENGTH:,} items); "
-            f"at most {MAX_KEYS_PER_ROUND} names per round.",
+            "minProperties": 1,
+            "maxProperties": MAX_ROUNDS,
+            "propertyNames": {"pattern": ROUND_KEY_PATTERN},
+            "additionalProperties": {"oneOf": [ROUND_OBJECT, ROUND_STRING]},
+            "description": f'Round number ("0" = the initial model; 0 to {MAX_ROUND:,} '
+            f"written without leading zeros, at most {MAX_ROUNDS:,} rounds) → metrics. "
+            "Every round passes the validation of POST /api/runs/{run_id}/server-evaluations; "
+            "one invalid round fails the whole request.",
             "example": {
                 "0": "{'server_loss': 0.6895, 'server_accuracy': 0.5, 'server_cm_tp': 475.0}",
                 "1": {"server_loss": 0.616, "server_accuracy": 0.6126, "server_cm_tp": 305},

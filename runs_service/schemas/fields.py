@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
@@ -13,6 +13,10 @@ MAX_ROUND = 10**6
 MAX_COUNT = 2**31 - 1
 MAX_RUN_ID = 2**31 - 1
 MAX_OFFSET = 10**9
+# Largest magnitude of a server-side loss or a number kept in additional_metrics: 2^53,
+# the largest integer every JSON reader (JavaScript dashboards included) keeps exact. It
+# is a float too, so the bound reads the same for 9007199254740993 and 9.007199254740993e15.
+MAX_ABS_NUMBER = 2**53
 
 
 class FiniteFloat(fields.Float):
@@ -34,10 +38,18 @@ class FiniteFloat(fields.Float):
 
 
 class StrictInteger(fields.Integer):
-    """A JSON integer; floats with a fraction, strings and booleans are rejected."""
+    """A JSON integer; floats with a fraction, strings and booleans are rejected.
+
+    As in JSON Schema, a number with a zero fraction (475.0) is an integer.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def Score(**kwargs: Any) -> FiniteFloat:
@@ -50,6 +62,58 @@ def Count(**kwargs: Any) -> StrictInteger:
     return StrictInteger(validate=validate.Range(0, MAX_COUNT), **kwargs)
 
 
-def UTCDateTimeField(**kwargs: Any) -> fields.AwareDateTime:
+TIMESTAMP_NOTE = "ISO 8601; without an offset it is UTC; it must fall in years 1 to 9999 in UTC."
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """An ISO 8601 timestamp converted to UTC; naive values are taken as UTC."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = dict(kwargs.pop("metadata", None) or {})
+        metadata["description"] = " ".join(
+            part for part in (metadata.get("description"), TIMESTAMP_NOTE) if part
+        )
+        super().__init__(default_timezone=UTC, metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            # 0001-01-01T00:00:00+05:00 is a valid ISO 8601 text but no datetime in UTC.
+            raise ValidationError("Must lie between years 1 and 9999 in UTC.") from None
+
+
+def UTCDateTimeField(**kwargs: Any) -> UTCDateTime:
     """An ISO 8601 timestamp; naive values are taken as UTC."""
-    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
+    return UTCDateTime(**kwargs)
+
+
+# JSON Schema's spelling of "no NUL character": PostgreSQL stores no NUL in text or JSON.
+NUL_FREE_PATTERN = "^[^\\x00]*$"
+# Free-form JSON (config, client_config): any value whose text, keys included, has no NUL.
+JSON_VALUE = "JSONValue"
+JSON_VALUE_REF = {"$ref": f"#/components/schemas/{JSON_VALUE}"}
+JSON_VALUE_SCHEMA = {
+    "description": "Any JSON value; no text in it (keys included) may hold a NUL character.",
+    "anyOf": [
+        {"type": "string", "pattern": NUL_FREE_PATTERN},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": JSON_VALUE_REF},
+        {
+            "type": "object",
+            "additionalProperties": JSON_VALUE_REF,
+            "propertyNames": {"pattern": NUL_FREE_PATTERN},
+        },
+    ],
+}
+
+
+def storable_text(value: str) -> None:
+    """Validator: text any database stores (no NUL character, no unpaired surrogate)."""
+    if "\x00" in value:
+        raise ValidationError("Must not contain the NUL character (\\u0000).")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must be valid Unicode text (no unpaired surrogate).") from None

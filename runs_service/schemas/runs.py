@@ -21,7 +21,10 @@ class RunWritableFields(Schema):
     """Fields a client may set on create and update."""
 
     status = fields.Enum(RunStatus, by_value=True, metadata={"description": "Run status."})
-    end_time = UTCDateTimeField(allow_none=True, metadata={"description": "When the run ended."})
+    end_time = UTCDateTimeField(
+        allow_none=True,
+        metadata={"description": "When the run ended; not before the run's start_time."},
+    )
     run_description = fields.String(
         allow_none=True,
         validate=validate.Length(max=MAX_DESCRIPTION_LENGTH),

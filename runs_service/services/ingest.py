@@ -109,7 +109,8 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         {
             "run_id": run_id,
             "metric_name": p["metric_name"],
-            "metric_value": p["metric_value"],
+            # A float even when a caller passes an int: PostgreSQL's unnest takes one type.
+            "metric_value": float(p["metric_value"]),
             "step": p["step"],
             "dataset_type": (p.get("dataset_type") or dataset_type_for(p["metric_name"])),
             "client_id": client_ids.get(p.get("client_identifier")),
