@@ -13,11 +13,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from runs_service import config as configuration
 from runs_service.api import analytics, backfill, health, ingest, listing, results, runs
 from runs_service.api.converters import RunIdConverter, run_id_parameter_schema
-from runs_service.api.docs import BEARER_SCHEME
+from runs_service.api.docs import BEARER_SCHEME, SchemaPlugin, storable_text_properties
 from runs_service.cli import register_commands
 from runs_service.errors import register_error_handlers
 from runs_service.extensions import api, db, migrate
 from runs_service.json_provider import OrjsonProvider
+from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
 from runs_service.security import register_security
 
 API_DESCRIPTION = """\
@@ -66,7 +67,9 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     app.url_map.converters["run_id"] = RunIdConverter
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"marshmallow_plugin": SchemaPlugin()})
+    api.ma_plugin.converter.add_attribute_function(storable_text_properties)
+    api.spec.components.schema(JSON_VALUE, JSON_VALUE_SCHEMA)
     api.register_converter(RunIdConverter, run_id_parameter_schema)
     api.spec.components.security_scheme(BEARER_SCHEME, {"type": "http", "scheme": "bearer"})
 

@@ -34,17 +34,6 @@ class Base(DeclarativeBase):
 class RunsApi(Api):
     """flask-smorest's Api with the service's error shape (headers and messages kept)."""
 
-    def init_app(self, app, *, spec_kwargs=None) -> None:
-        # Imported here: the API layer depends on this module, not the other way round.
-        from runs_service.api.docs import SchemaPlugin, storable_text_properties
-        from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
-
-        super().init_app(
-            app, spec_kwargs={"marshmallow_plugin": SchemaPlugin(), **(spec_kwargs or {})}
-        )
-        self.ma_plugin.converter.add_attribute_function(storable_text_properties)
-        self.spec.components.schema(JSON_VALUE, JSON_VALUE_SCHEMA)
-
     def handle_http_exception(self, error):
         return http_exception_response(error)
 
