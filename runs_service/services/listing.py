@@ -64,18 +64,22 @@ def _count_query(filters: frozenset[str]) -> Select:
 @functools.cache
 def _page_query(filters: frozenset[str], sort_by: str, descending: bool) -> Select:
     """The page's runs with their stored summaries, sorted and sliced in the database."""
-    query = (
-        select(*_PAGE_COLUMNS)
-        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
-        .where(*run_stats.run_filters(filters))
-    )
+    if sort_by in BEST_SORT_KEYS:
+        # Driving from the summaries (every run has one, created with it) lets the
+        # best_* index give the order, ties by run_id (= runs.id) included: no full sort.
+        query = select(*_PAGE_COLUMNS).select_from(RunSummary).join(Run)
+        run_id = RunSummary.run_id
+    else:
+        query = select(*_PAGE_COLUMNS).outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        run_id = Run.id
+    query = query.where(*run_stats.run_filters(filters))
     order = []
     if sort_by != "id":
         key, nullable = _sort_key(sort_by)
         key = key.desc() if descending else key.asc()
         # Nulls last in both directions; non-null keys stay plain so indexes serve them.
         order.append(key.nulls_last() if nullable else key)
-    order.append(Run.id.desc() if descending else Run.id.asc())
+    order.append(run_id.desc() if descending else run_id.asc())
     return query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
