@@ -15,8 +15,7 @@ from sqlalchemy import select
 
 from runs_service.errors import Conflict, InvalidInput
 from runs_service.extensions import db
-from runs_service.models import Client, RunMetric, ServerEvaluation, TrainingMode
-from runs_service.models.run import Run
+from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
 from runs_service.services.definitions import SERVER_COUNT_FIELDS, dataset_type_for
 from runs_service.services.runs import get_run
 from runs_service.services.summaries import refresh_run_summary
