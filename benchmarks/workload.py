@@ -20,29 +20,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# The trainer metric names are the demo data's: one list of what trainers log.
+from runs_service.demo_data import TRAINER_METRIC_NAMES
+
 CENTRALIZED = "centralized"
 FEDERATED = "federated"
 COMPLETED = "completed"
 FAILED = "failed"
 IN_PROGRESS = "in_progress"
 
-TRAINER_METRIC_NAMES = (
-    "train_loss",
-    "train_acc",
-    "train_f1",
-    "val_loss",
-    "val_acc",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_auroc",
-    "val_cm_tp",
-    "val_cm_tn",
-    "val_cm_fp",
-    "val_cm_fn",
-    "learning_rate",
-)
-CLIENT_METRIC_NAMES = ("train_loss", "train_acc")
 
 DEFAULT_SEED = 20_251_104
 DEFAULT_EPOCHS = 20

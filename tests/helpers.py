@@ -52,3 +52,24 @@ def create_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
 
     url = make_url(server_url).set(database=name)
     return url.render_as_string(hide_password=False), drop
+
+
+def points(step: int, **values: float) -> list[dict]:
+    """Metric points of one 0-indexed step."""
+    return [
+        {"metric_name": name, "metric_value": value, "step": step} for name, value in values.items()
+    ]
+
+
+def log_metrics(client, auth, run_id: int, batch: list[dict]) -> None:
+    """POST a metric batch through the API and insist it was accepted."""
+    response = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": batch}, headers=auth)
+    assert response.status_code == 200, response.get_json()
+
+
+def log_evaluations(client, auth, run_id: int, evaluations: list[dict]) -> None:
+    """POST server evaluations through the API and insist they were accepted."""
+    response = client.post(
+        f"/api/runs/{run_id}/server-evaluations", json={"evaluations": evaluations}, headers=auth
+    )
+    assert response.status_code == 200, response.get_json()

@@ -7,28 +7,10 @@ import io
 import json
 
 from runs_service.services.definitions import CSV_COLUMNS
+from tests.helpers import log_evaluations, log_metrics, points
 
 FORMULA = '=HYPERLINK("http://x","y")'
 FORMULA_PREFIXES = ("=", "+", "-", "@")
-
-
-def points(step: int, **values: float) -> list[dict]:
-    """Metric points of one 0-indexed step."""
-    return [
-        {"metric_name": name, "metric_value": value, "step": step} for name, value in values.items()
-    ]
-
-
-def log_metrics(client, auth, run_id: int, batch: list[dict]) -> None:
-    response = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": batch}, headers=auth)
-    assert response.status_code == 200, response.get_json()
-
-
-def log_evaluations(client, auth, run_id: int, evaluations: list[dict]) -> None:
-    response = client.post(
-        f"/api/runs/{run_id}/server-evaluations", json={"evaluations": evaluations}, headers=auth
-    )
-    assert response.status_code == 200, response.get_json()
 
 
 def run_with_history(client, auth, create_run, **fields) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import log_evaluations
+
 NO_BEST = {"value": None, "round": None}
 BEST_KEYS = (
     "best_accuracy",
@@ -13,13 +15,6 @@ BEST_KEYS = (
     "best_auroc",
     "lowest_loss",
 )
-
-
-def log_evaluations(client, auth, run_id: int, evaluations: list[dict]) -> None:
-    response = client.post(
-        f"/api/runs/{run_id}/server-evaluations", json={"evaluations": evaluations}, headers=auth
-    )
-    assert response.status_code == 200, response.get_json()
 
 
 def register_clients(client, auth, run_id: int, *identifiers: str) -> None:

@@ -15,6 +15,7 @@ from runs_service.services import ingest
 from runs_service.services.definitions import summarize_centralized, summarize_federated
 from runs_service.services.listing import SORT_KEYS
 from runs_service.services.runs import create_run as create_run_record
+from tests.helpers import log_metrics
 
 SUMMARY_KEYS = {
     "id",
@@ -30,11 +31,6 @@ SUMMARY_KEYS = {
     "federated_info",
     "final_epoch_stats",
 }
-
-
-def log_metrics(client, auth, run_id: int, points: list[dict[str, Any]]) -> None:
-    response = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": points}, headers=auth)
-    assert response.status_code == 200, response.get_json()
 
 
 def log_epochs(client, auth, run_id: int, epochs: dict[int, dict[str, float]]) -> None:

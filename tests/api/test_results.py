@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import log_evaluations, log_metrics, points
+
 PER_RUN_ROUTES = (
     "/metrics",
     "/download/csv",
@@ -21,25 +23,6 @@ BEST_KEYS = (
     "best_val_f1",
     "best_val_auroc",
 )
-
-
-def points(step: int, **values: float) -> list[dict]:
-    """Metric points of one 0-indexed step."""
-    return [
-        {"metric_name": name, "metric_value": value, "step": step} for name, value in values.items()
-    ]
-
-
-def log_metrics(client, auth, run_id: int, batch: list[dict]) -> None:
-    response = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": batch}, headers=auth)
-    assert response.status_code == 200, response.get_json()
-
-
-def log_evaluations(client, auth, run_id: int, evaluations: list[dict]) -> None:
-    response = client.post(
-        f"/api/runs/{run_id}/server-evaluations", json={"evaluations": evaluations}, headers=auth
-    )
-    assert response.status_code == 200, response.get_json()
 
 
 def results_of(client, run_id: int) -> dict:
