@@ -71,18 +71,29 @@ def _finish(run: Run, *, dry_run: bool = False) -> None:
 
 
 def _client_ids(run_id: int, identifiers: Iterable[str]) -> dict[str, int]:
-    """Ids of the run's clients, registering the identifiers not seen before."""
+    """Ids of the run's clients, registering the identifiers not seen before.
+
+    Read first: a run's clients are nearly always registered already, and then one
+    statement does. The caller holds the run's lock, so nobody registers in between.
+    """
     wanted = sorted(set(identifiers))
     if not wanted:
         return {}
-    table = Client.__table__
-    insert = dialect_insert(db.session, table).on_conflict_do_nothing(
+    known = _known_client_ids(run_id, wanted)
+    missing = [name for name in wanted if name not in known]
+    if not missing:
+        return known
+    insert = dialect_insert(db.session, Client.__table__).on_conflict_do_nothing(
         index_elements=["run_id", "client_identifier"]
     )
-    db.session.execute(insert, [{"run_id": run_id, "client_identifier": name} for name in wanted])
+    db.session.execute(insert, [{"run_id": run_id, "client_identifier": name} for name in missing])
+    return _known_client_ids(run_id, wanted)
+
+
+def _known_client_ids(run_id: int, identifiers: Sequence[str]) -> dict[str, int]:
     rows = db.session.execute(
         select(Client.client_identifier, Client.id).where(
-            Client.run_id == run_id, Client.client_identifier.in_(wanted)
+            Client.run_id == run_id, Client.client_identifier.in_(identifiers)
         )
     )
     return dict(rows.all())

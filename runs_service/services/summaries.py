@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from runs_service.extensions import db
-from runs_service.models import Run, RunMetric, RunSummary
+from runs_service.models import Client, Run, RunMetric, RunSummary
 from runs_service.models.types import utc_now
 from runs_service.services.definitions import SERVER_COUNT_FIELDS, CentralizedView, FederatedView
-from runs_service.services.results import load_history_view, registered_clients
+from runs_service.services.results import load_history_view
 from runs_service.services.upsert import dialect_insert
 
 # RunSummary column -> key of a history view's bests.
@@ -44,10 +44,12 @@ def summary_values(
 
 def refresh_run_summary(run: Run) -> None:
     """Recompute a run's summary inside the caller's transaction (the caller commits)."""
-    metrics_count = db.session.scalar(
-        select(func.count()).select_from(RunMetric).where(RunMetric.run_id == run.id)
+    counts = select(
+        select(func.count()).where(RunMetric.run_id == run.id).scalar_subquery(),
+        select(func.count()).where(Client.run_id == run.id).scalar_subquery(),
     )
-    values = summary_values(load_history_view(run), metrics_count, registered_clients(run.id))
+    metrics_count, clients = db.session.execute(counts).one()
+    values = summary_values(load_history_view(run), metrics_count, clients)
     values["updated_at"] = utc_now()
     insert = dialect_insert(db.session, RunSummary.__table__).values(run_id=run.id, **values)
     db.session.execute(insert.on_conflict_do_update(index_elements=["run_id"], set_=values))

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from werkzeug.exceptions import HTTPException
 
-from runs_service.api.blueprint import check_document
+from runs_service.api.blueprint import check_document, may_need_check
 from runs_service.services.definitions import (
     FORMULA_PREFIXES,
     confusion_statistics,
@@ -272,6 +273,55 @@ def test_body_check_passes_exactly_what_a_database_stores(document):
         assert not storable(document)
         return
     assert storable(document)
+
+
+def refused(text: str) -> bool:
+    try:
+        check_document(json.loads(text))
+    except HTTPException:
+        return True
+    return False
+
+
+@PROPERTY
+@given(bodies, st.booleans())
+def test_the_body_screen_never_skips_a_document_the_check_refuses(document, ascii_only):
+    try:
+        text = json.dumps(document, ensure_ascii=ascii_only, allow_nan=False)
+    except ValueError:
+        assume(False)  # infinities cannot be spelled in JSON but as numbers (below)
+    if refused(text):
+        assert may_need_check(text)
+
+
+digit_runs = st.integers(1, 400).flatmap(
+    lambda length: st.text(alphabet="0123456789", min_size=length, max_size=length)
+)
+exponents = st.sampled_from(["", "e", "E", "e+", "e-", "E+"]).flatmap(
+    lambda mark: st.just("") if not mark else st.integers(0, 999).map(f"{mark}{{}}".format)
+)
+number_literals = st.builds(
+    "{}{}{}{}".format,
+    st.sampled_from(["", "-"]),
+    digit_runs,
+    st.sampled_from(["", ".0", ".5", ".000001"]),
+    exponents,
+)
+
+
+@PROPERTY
+@given(number_literals)
+@example("1" + "0" * 249 + "e60")  # 1e309 from a 250-digit run and a 2-digit exponent
+@example("2" + "0" * 308 + ".0")  # 2e308 without an exponent
+@example("1e309")
+def test_the_body_screen_catches_every_number_beyond_float_range(literal):
+    text = f'{{"value": [{literal}]}}'
+    try:
+        json.loads(text)
+    except ValueError:
+        assume(False)  # not a JSON number (a leading zero, say): a 400 either way
+    if refused(text):
+        assert may_need_check(text)
 
 
 # --- CSV cell escaping --------------------------------------------------------------------
