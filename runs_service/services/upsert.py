@@ -58,9 +58,7 @@ def _unnested(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[st
 SQLITE_MAX_PARAMETERS = 32_766
 
 
-def _with_python_defaults(
-    table: Table, rows: Sequence[dict[str, Any]]
-) -> Sequence[dict[str, Any]]:
+def _with_python_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
     """Rows with the Python-side defaults of the columns they leave out, as SQLAlchemy adds."""
     defaults = {
         column.name: column.default.arg(None) if column.default.is_callable else column.default.arg
