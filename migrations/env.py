@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from runs_service.models.types import include_object_for
+
 config = context.config
 # Keep the application's loggers (and pytest's caplog) alive while migrating.
 fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -51,6 +53,7 @@ def run_migrations_online():
     conf_args.setdefault("process_revision_directives", process_revision_directives)
 
     with _engine().connect() as connection:
+        conf_args.setdefault("include_object", include_object_for(connection.dialect.name))
         context.configure(connection=connection, target_metadata=_database().metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()

@@ -10,13 +10,17 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from runs_service.extensions import db
+from runs_service.models.types import include_object_for
 from tests.helpers import create_postgres_database, make_app
 
 
 def test_models_and_migrations_agree(app):
     """No autogenerate drift: a model change without a revision fails here."""
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        include_object = include_object_for(connection.dialect.name)
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include_object}
+        )
         assert compare_metadata(context, db.metadata) == []
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runs_service.extensions import Base
-from runs_service.models.types import UTCDateTime, utc_now
+from runs_service.models.types import UTCDateTime, only_on, utc_now
 
 
 class RunSummary(Base):
@@ -45,3 +45,17 @@ class RunSummary(Base):
     latest_accuracy: Mapped[float | None] = mapped_column(Float)
     registered_clients: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+# PostgreSQL reads an ascending index backwards as DESC NULLS FIRST, so the list's
+# DESC NULLS LAST sorts need their own indexes; SQLite has no NULLS LAST in index
+# definitions, and walks the ascending ones above for both directions.
+for _column in (RunSummary.best_accuracy, RunSummary.best_recall):
+    only_on(
+        "postgresql",
+        Index(
+            f"ix_run_summaries_{_column.key}_desc",
+            _column.desc().nulls_last(),
+            RunSummary.run_id.desc(),
+        ),
+    )

@@ -1,10 +1,11 @@
-"""Column types shared by the models."""
+"""Column types and schema helpers shared by the models."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -37,3 +38,18 @@ class UTCDateTime(TypeDecorator):
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def only_on(dialect: str, index: Index) -> Index:
+    """An index that exists on one kind of database only: created there, compared there."""
+    index.info["only_on"] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
+def include_object_for(dialect: str) -> Callable[..., bool]:
+    """Alembic's include_object hook for `dialect`: skips items made for another database."""
+
+    def include_object(item, name, type_, reflected, compare_to) -> bool:
+        return getattr(item, "info", {}).get("only_on", dialect) == dialect
+
+    return include_object
