@@ -222,6 +222,40 @@ def test_sqlite_write_requests_take_the_write_lock_first(app, auth, create_run, 
     assert write_begins and write_begins[0] == "BEGIN IMMEDIATE"
 
 
+def test_postgresql_reads_run_in_autocommit_and_writes_in_transactions(
+    app, auth, create_run, is_postgres
+):
+    if not is_postgres:
+        pytest.skip("PostgreSQL's connection modes")
+    run_id = create_run("centralized")["id"]
+    modes: list[tuple[str, bool]] = []
+
+    def record(connection, cursor, statement, parameters, context, executemany) -> None:
+        modes.append((statement.split()[0], connection.connection.driver_connection.autocommit))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        client = app.test_client()
+        for _ in range(3):  # the same pooled connections serve reads and writes in turn
+            assert client.get(f"/api/runs/{run_id}").status_code == 200
+            reads = list(modes)
+            modes.clear()
+            answer = client.post(
+                f"/api/runs/{run_id}/metrics",
+                json={"metrics": [{"metric_name": "val_acc", "metric_value": 0.9, "step": 0}]},
+                headers=auth,
+            )
+            assert answer.status_code == 200
+            writes = list(modes)
+            modes.clear()
+            assert reads and all(autocommit for _, autocommit in reads), reads
+            assert writes and not any(autocommit for _, autocommit in writes), writes
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 def test_only_read_requests_start_deferred_transactions(app):
     with app.test_request_context(method="GET"):
         assert sqlite_begin_statement() == "BEGIN"
