@@ -60,13 +60,13 @@ def _require_federated(run: Run, what: str) -> None:
         )
 
 
-def _finish(run: Run, *, dry_run: bool = False) -> None:
+def _finish(run: Run, *, dry_run: bool = False, history_changed: bool = True) -> None:
     """Commit the batch with the run's refreshed summary, or roll back a dry run."""
     if dry_run:
         # The same statements, rolled back, give exactly the counts a real write reports.
         db.session.rollback()
         return
-    refresh_run_summary(run)
+    refresh_run_summary(run, history_changed=history_changed)
     db.session.commit()
 
 
@@ -139,7 +139,8 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         key_columns=("run_id", "metric_name", "step", "client_key", "round_key"),
         value_columns=("metric_value", "dataset_type"),
     )
-    _finish(run)
+    # A federated run's history is its server evaluations: its metric points are counted only.
+    _finish(run, history_changed=run.training_mode is TrainingMode.CENTRALIZED)
     return result
 
 

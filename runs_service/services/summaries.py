@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, RunSummary
@@ -42,13 +42,32 @@ def summary_values(
     }
 
 
-def refresh_run_summary(run: Run) -> None:
-    """Recompute a run's summary inside the caller's transaction (the caller commits)."""
-    counts = select(
-        select(func.count()).where(RunMetric.run_id == run.id).scalar_subquery(),
-        select(func.count()).where(Client.run_id == run.id).scalar_subquery(),
+def _counts(run_id: int) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
+    """The run's stored metric points and registered clients, as subqueries."""
+    return (
+        select(func.count()).where(RunMetric.run_id == run_id).scalar_subquery(),
+        select(func.count()).where(Client.run_id == run_id).scalar_subquery(),
     )
-    metrics_count, clients = db.session.execute(counts).one()
+
+
+def refresh_run_summary(run: Run, *, history_changed: bool = True) -> None:
+    """Recompute a run's summary inside the caller's transaction (the caller commits).
+
+    history_changed=False recomputes the counts only, in one statement, for writes that
+    cannot touch the run's history (client-local metrics of a federated run, whose
+    history is its server evaluations).
+    """
+    if not history_changed:
+        metrics_count, clients = _counts(run.id)
+        update = (
+            RunSummary.__table__.update()
+            .where(RunSummary.run_id == run.id)
+            .values(metrics_count=metrics_count, registered_clients=clients, updated_at=utc_now())
+        )
+        if db.session.execute(update).rowcount == 1:
+            return
+        # No summary yet (a database restored without them): build it whole.
+    metrics_count, clients = db.session.execute(select(*_counts(run.id))).one()
     values = summary_values(load_history_view(run), metrics_count, clients)
     values["updated_at"] = utc_now()
     insert = dialect_insert(db.session, RunSummary.__table__).values(run_id=run.id, **values)

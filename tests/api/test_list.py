@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from runs_service.extensions import db
-from runs_service.models import Run, RunStatus, TrainingMode
+from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
 from runs_service.services import ingest
 from runs_service.services.definitions import summarize_centralized, summarize_federated
 from runs_service.services.listing import SORT_KEYS
@@ -358,6 +358,20 @@ def test_federated_summary_counts_training_rounds_only(client, auth, create_run)
         "latest_round": 2,
         "latest_accuracy": 0.75,
     }
+
+
+def test_client_metrics_rebuild_a_missing_summary_whole(app, client, auth, create_run):
+    run = create_run("federated")
+    log_rounds(client, auth, run["id"], [{"round_number": 1, "accuracy": 0.7}])
+    with app.app_context():  # as after a restore that left the summaries out
+        db.session.execute(delete(RunSummary).where(RunSummary.run_id == run["id"]))
+        db.session.commit()
+    point = {"metric_name": "train_loss", "metric_value": 0.5, "step": 0}
+    log_metrics(client, auth, run["id"], [{**point, "client_identifier": "a"}])
+    (summary,) = list_runs(client)["runs"]
+    assert summary["metrics_count"] == 1
+    assert summary["best_val_accuracy"] == 0.7
+    assert summary["federated_info"]["num_clients"] == 1
 
 
 def test_federated_run_with_only_round_zero_has_null_bests(client, auth, create_run):
