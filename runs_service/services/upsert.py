@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, or_, select
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from runs_service.models.types import utc_now
@@ -40,20 +39,6 @@ def dialect_insert(session: Session, table: Table):
     raise NotImplementedError(f"upserts are not implemented for {dialect}")
 
 
-def _unnested(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Select:
-    """SELECT … FROM unnest(:column_values::type[], …): a whole batch as one array per column.
-
-    PostgreSQL then inserts 10,000 rows in one statement with seven parameters, several
-    times faster than the same rows as multi-row VALUES.
-    """
-    arrays = [
-        bindparam(f"{name}_values", [row[name] for row in rows], type_=ARRAY(table.c[name].type))
-        for name in columns
-    ]
-    source = func.unnest(*arrays).table_valued(*columns).render_derived()
-    return select(*(source.c[name] for name in columns))
-
-
 # SQLite binds at most 32,766 parameters per statement (3.32 and later).
 SQLITE_MAX_PARAMETERS = 32_766
 
@@ -68,6 +53,41 @@ def _with_python_defaults(table: Table, rows: Sequence[dict[str, Any]]) -> Seque
     return [{**row, **defaults} for row in rows] if defaults else rows
 
 
+def _bind_processors(table: Table, columns: Sequence[str], dialect: Dialect) -> list[Any]:
+    """Each column type's own conversion for this database, as SQLAlchemy would apply it."""
+    return [
+        table.c[column].type.dialect_impl(dialect).bind_processor(dialect) for column in columns
+    ]
+
+
+def _bound_now(table: Table, dialect: Dialect) -> Any:
+    """The current time as the table's updated_at column binds it."""
+    (process,) = _bind_processors(table, ["updated_at"], dialect)
+    now = utc_now()
+    return now if process is None else process(now)
+
+
+def _on_conflict_clause(
+    table: Table,
+    key_columns: Sequence[str],
+    value_columns: Sequence[str],
+    quote: Callable[[str], str],
+    placeholder: str,
+    distinct: str,
+) -> str:
+    """ON CONFLICT … DO UPDATE, only where a value changed, RETURNING updated_at."""
+    name = quote(table.name)
+    assignments = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in value_columns)
+    changed = " OR ".join(
+        f"{name}.{quote(c)} {distinct} excluded.{quote(c)}" for c in value_columns
+    )
+    return (
+        f" ON CONFLICT ({', '.join(map(quote, key_columns))})"
+        f" DO UPDATE SET {assignments}, updated_at = {placeholder}"
+        f" WHERE {changed} RETURNING updated_at"
+    )
+
+
 def _sqlite_upsert(
     session: Session,
     table: Table,
@@ -75,30 +95,20 @@ def _sqlite_upsert(
     key_columns: Sequence[str],
     value_columns: Sequence[str],
 ) -> list[Any]:
-    """The upsert as multi-row VALUES statements written out here; updated_at per written row.
+    """The upsert as multi-row VALUES statements; updated_at per written row.
 
     SQLAlchemy's insertmanyvalues pays for every parameter in Python; spelling the same
-    statement once and handing the driver flat parameters costs half as much. The column
-    types' own bind processors still convert each value, exactly as SQLAlchemy would.
+    statement here and handing the driver flat parameters costs half as much.
     """
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
     rows = _with_python_defaults(table, rows)
     columns = list(rows[0])
-    processors = [(column, table.c[column].type.bind_processor(dialect)) for column in columns]
-    name = quote(table.name)
-    updated_at_processor = table.c.updated_at.type.bind_processor(dialect)
-    changed = " OR ".join(f"{name}.{quote(c)} IS NOT excluded.{quote(c)}" for c in value_columns)
-    assignments = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in value_columns)
-    conflict = (
-        f" ON CONFLICT ({', '.join(map(quote, key_columns))})"
-        f" DO UPDATE SET {assignments}, updated_at = ? WHERE {changed} RETURNING updated_at"
-    )
-    head = f"INSERT INTO {name} ({', '.join(map(quote, columns))}) VALUES "
+    processors = list(zip(columns, _bind_processors(table, columns, dialect), strict=True))
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, columns))}) VALUES "
     row_placeholders = f"({', '.join('?' * len(columns))})"
-    updated_at = utc_now()
-    if updated_at_processor is not None:
-        updated_at = updated_at_processor(updated_at)
+    conflict = _on_conflict_clause(table, key_columns, value_columns, quote, "?", "IS NOT")
+    updated_at = _bound_now(table, dialect)
     page_size = (SQLITE_MAX_PARAMETERS - 1) // len(columns)
     connection = session.connection()
     written: list[Any] = []
@@ -122,18 +132,30 @@ def _postgres_upsert(
     key_columns: Sequence[str],
     value_columns: Sequence[str],
 ) -> list[Any]:
-    """The upsert as one INSERT … SELECT FROM unnest(arrays); updated_at per written row."""
+    """The upsert as one INSERT … SELECT FROM unnest(arrays); updated_at per written row.
+
+    One array per column instead of 10,000 rows of VALUES, sent in PostgreSQL's binary
+    format (%b): half the time of text arrays to send and parse, with the same casts.
+    """
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    rows = _with_python_defaults(table, rows)
     columns = list(rows[0])
-    insert = postgresql.insert(table)
-    insert = insert.from_select(columns, _unnested(table, rows, columns))
-    excluded = insert.excluded
-    changed = or_(*(table.c[name].is_distinct_from(excluded[name]) for name in value_columns))
-    statement = insert.on_conflict_do_update(
-        index_elements=list(key_columns),
-        set_={**{name: excluded[name] for name in value_columns}, "updated_at": utc_now()},
-        where=changed,
-    ).returning(table.c.updated_at)
-    return session.execute(statement).scalars().all()
+    arrays = [[row[column] for row in rows] for column in columns]
+    parameters = [
+        values if process is None else [process(value) for value in values]
+        for values, process in zip(arrays, _bind_processors(table, columns, dialect), strict=True)
+    ]
+    casts = ", ".join(
+        f"%b::{table.c[column].type.compile(dialect=dialect)}[]" for column in columns
+    )
+    name = quote(table.name)
+    statement = (
+        f"INSERT INTO {name} ({', '.join(map(quote, columns))}) SELECT * FROM unnest({casts})"
+        + _on_conflict_clause(table, key_columns, value_columns, quote, "%b", "IS DISTINCT FROM")
+    )
+    parameters.append(_bound_now(table, dialect))
+    return session.connection().exec_driver_sql(statement, tuple(parameters)).scalars().all()
 
 
 def upsert(
