@@ -60,7 +60,11 @@ def _mode_metrics_query(filters: frozenset[str]) -> Select:
 
 @functools.cache
 def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
-    """Runs by rank_by, highest first, runs without it last, ties by id descending."""
+    """Runs by rank_by, highest first, runs without it last, ties by id descending.
+
+    Driven from the summaries (every run has one) so both databases walk the best_*
+    index in that order and stop after top_n matching runs, instead of sorting them all.
+    """
     return (
         select(
             Run.id,
@@ -70,9 +74,10 @@ def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
             Run.end_time,
             *(_best(score).label(score) for score in run_stats.SCORES),
         )
-        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .select_from(RunSummary)
+        .join(Run, Run.id == RunSummary.run_id)
         .where(*run_stats.run_filters(filters))
-        .order_by(_best(rank_by).desc().nulls_last(), Run.id.desc())
+        .order_by(_best(rank_by).desc().nulls_last(), RunSummary.run_id.desc())
         .limit(bindparam("top_n"))
     )
 
