@@ -93,6 +93,37 @@ def test_writing_a_point_again_replaces_its_value(app, client, auth, create_run)
     assert len(values) == 6
 
 
+# Values whose last bit a careless text round trip (JSON, SQL literals) would change.
+EXACT_FLOATS = [
+    0.1,
+    1 / 3,
+    2 / 3,
+    0.30000000000000004,
+    5e-324,
+    2.2250738585072014e-308,
+    1e-7,
+    123456789.12345679,
+    9007199254740991.0,
+    -9007199254740992.0,
+    -2.5,
+]
+
+
+def test_metric_values_come_back_bit_for_bit_and_resending_changes_nothing(
+    client, auth, create_run
+):
+    run_id = create_run("centralized")["id"]
+    batch = [
+        {"metric_name": "val_loss", "metric_value": value, "step": step}
+        for step, value in enumerate(EXACT_FLOATS)
+    ]
+    assert post(client, auth, run_id, "metrics", batch).status_code == 200
+    history = client.get(f"/api/runs/{run_id}/metrics").get_json()["training_history"]
+    assert [entry["val_loss"] for entry in history] == EXACT_FLOATS
+    again = post(client, auth, run_id, "metrics", batch)
+    assert again.get_json() == {"inserted": 0, "updated": 0, "unchanged": len(EXACT_FLOATS)}
+
+
 def test_client_local_points_are_distinct_from_run_level_points(app, client, auth, create_run):
     run = create_run("federated")
     points = [
