@@ -477,28 +477,36 @@ def check_body(key: str, data: bytes) -> None:
 
 
 def read_cases(port: int, big_id: int, settings: Settings, result: Result) -> None:
-    """Warm up, then time each read case on one keep-alive connection."""
+    """Warm up, then time the read cases in rounds on one keep-alive connection.
+
+    Each round requests every case once, so a slow spell of a shared virtual machine
+    spreads over all cases instead of falling on whichever case ran during it.
+    """
     client = Client(port)
+    paths = {key: template.format(big=big_id) for key, _, template in READ_CASES}
+    samples: dict[str, list[float]] = {key: [] for key in paths}
+    sizes: dict[str, int] = {}
     try:
-        for key, _, template in READ_CASES:
-            path = template.format(big=big_id)
+        for key, path in paths.items():
             data = b""
             for _ in range(settings.warmup):
                 data = client.expect("GET", path)
             check_body(key, data)
-            samples = []
-            for _ in range(settings.repetitions):
+        for _ in range(settings.repetitions):
+            for key, path in paths.items():
                 started = time.perf_counter()
                 data = client.expect("GET", path)
-                samples.append((time.perf_counter() - started) * 1000)
-            result.reads[key] = ReadResult(
-                p50_ms=statistics.median(samples),
-                p95_ms=percentile(samples, 0.95),
-                repetitions=len(samples),
-                response_bytes=len(data),
-            )
+                samples[key].append((time.perf_counter() - started) * 1000)
+                sizes[key] = len(data)
     finally:
         client.close()
+    for key, timings in samples.items():
+        result.reads[key] = ReadResult(
+            p50_ms=statistics.median(timings),
+            p95_ms=percentile(timings, 0.95),
+            repetitions=len(timings),
+            response_bytes=sizes[key],
+        )
 
 
 def concurrent_list(port: int, settings: Settings, result: Result) -> None:
