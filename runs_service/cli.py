@@ -15,7 +15,7 @@ from runs_service.services.backfill import (
     backfill_results_file,
     results_files_in,
 )
-from runs_service.services.loading import database_is_empty, load_demo_run
+from runs_service.services.loading import database_is_empty, load_demo_run, write_results_file
 from runs_service.services.summaries import refresh_all_summaries
 
 
@@ -37,11 +37,17 @@ def demo_data_command(count: int, seed: int, force: bool, if_empty: bool) -> Non
             raise click.ClickException(
                 "The database already has runs; pass --force to add demo runs anyway."
             )
+    results_dir = current_app.config["RUNS_RESULTS_DIR"]
+    results_files = []
     runs = generate_demo_runs(count=count, seed=seed)
     with click.progressbar(runs, length=count, label="Loading demo runs") as bar:
         for demo_run in bar:
-            load_demo_run(demo_run)
+            run_id = load_demo_run(demo_run)
+            if demo_run.evaluations_in_results_file:
+                results_files.append(write_results_file(results_dir, run_id, demo_run.evaluations))
     click.echo(f"Loaded {count} demo runs.")
+    for path in results_files:
+        click.echo(f"Wrote {path} (server evaluations not imported yet: see the backfill).")
 
 
 def _summary(result: BackfillResult) -> str:

@@ -4,7 +4,7 @@ import math
 import random
 import string
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 CENTRALIZED = "centralized"
@@ -19,6 +19,10 @@ VALIDATION_POSITIVES = 390
 VALIDATION_NEGATIVES = VALIDATION_SIZE - VALIDATION_POSITIVES
 TRAINING_SIZE = 5216
 HISTORY_DAYS = 90
+# Demo runs are placed before this moment, not before the current time, so that
+# `flask demo-data` loads the same runs, ids, values and timestamps on every machine and
+# every day (the README's examples are produced from them).
+DEMO_NOW = datetime(2026, 11, 2, 9, 0, 0, tzinfo=UTC)
 MIN_CLIENTS, MAX_CLIENTS = 2, 10
 
 TRAINER_METRIC_NAMES = (
@@ -70,12 +74,18 @@ _SCHEDULERS = ("cosine", "step", "exponential")
 
 @dataclass(frozen=True)
 class DemoRun:
-    """One demo run as the request bodies that create it through the write API."""
+    """One demo run as the request bodies that create it through the write API.
+
+    A run with `evaluations_in_results_file` had its server evaluations written only to
+    the federated server's results file (it predates live logging): the loader writes
+    that file instead of logging them, and a backfill imports them.
+    """
 
     run: dict
     metrics: list[dict]
     evaluations: list[dict]
     clients: list[dict]
+    evaluations_in_results_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,12 +116,16 @@ def generate_demo_runs(
     epochs: tuple[int, int] = (10, 30),
     rounds: tuple[int, int] = (5, 20),
 ) -> Iterator[DemoRun]:
-    """Yield `count` demo runs in start-time order, identical for the same seed and `now`."""
+    """Yield `count` demo runs in start-time order, identical for the same seed and `now`.
+
+    `now` defaults to DEMO_NOW. The oldest completed federated run keeps its server
+    evaluations in its results file only (see DemoRun).
+    """
     _check_range("epochs", epochs)
     _check_range("rounds", rounds)
     if count < 0:
         raise ValueError("count must be >= 0")
-    now = datetime.now(UTC) if now is None else _as_utc(now)
+    now = DEMO_NOW if now is None else _as_utc(now)
     now = now.replace(microsecond=0)
 
     rng = random.Random(seed)
@@ -125,8 +139,49 @@ def generate_demo_runs(
     ]
     # Stable sort: database ids then grow with start time, as they would in real life.
     plans.sort(key=lambda plan: plan.start)
+    file_only = next(
+        (plan for plan in plans if plan.mode == FEDERATED and plan.status == COMPLETED), None
+    )
     for plan in plans:
-        yield _centralized(plan) if plan.mode == CENTRALIZED else _federated(plan)
+        if plan.mode == CENTRALIZED:
+            yield _centralized(plan)
+        else:
+            demo_run = _federated(plan)
+            if plan is file_only:
+                demo_run = replace(demo_run, evaluations_in_results_file=True)
+            yield demo_run
+
+
+def results_document(evaluations: list[dict]) -> dict:
+    """The results file a Flower server writes for these server evaluations.
+
+    Each round's metrics are the repr of a Python dict, as the server app writes them,
+    with the confusion-matrix counts as floats.
+    """
+    rounds = {}
+    for evaluation in evaluations:
+        metrics = {
+            key: float(evaluation[field]) if key.startswith("server_cm_") else evaluation[field]
+            for key, field in _RESULTS_FILE_KEYS.items()
+        }
+        rounds[str(evaluation["round_number"])] = repr(metrics)
+    return {"evaluate_metrics_serverapp": rounds}
+
+
+# Names the federated server gives the evaluation fields in its results file.
+_RESULTS_FILE_KEYS = {
+    "server_loss": "loss",
+    "server_accuracy": "accuracy",
+    "server_precision": "precision",
+    "server_recall": "recall",
+    "server_f1": "f1_score",
+    "server_auroc": "auroc",
+    "server_cm_tp": "true_positives",
+    "server_cm_tn": "true_negatives",
+    "server_cm_fp": "false_positives",
+    "server_cm_fn": "false_negatives",
+    "num_samples": "num_samples",
+}
 
 
 def _check_range(name: str, bounds: tuple[int, int]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import func, select
 
 from runs_service.extensions import db
@@ -57,3 +59,35 @@ def test_refresh_summaries_rebuilds_stored_facts_from_the_data(app, runner, clie
     assert result.exit_code == 0, result.output
     assert "4 runs" in result.output
     assert client.get("/api/runs/list?sort_by=id").get_json()["runs"] == before
+
+
+def test_demo_data_writes_the_results_file_of_a_run_whose_evaluations_it_did_not_log(
+    app, runner, client, auth
+):
+    result = runner.invoke(args=["demo-data", "--count", "12"])
+    assert result.exit_code == 0, result.output
+    results_dir = app.config["RUNS_RESULTS_DIR"]
+    files = os.listdir(results_dir)
+    assert len(files) == 1 and f"Wrote {os.path.join(results_dir, files[0])}" in result.output
+    run_id = int(files[0].removeprefix("results_").removesuffix(".json"))
+    before = client.get(f"/api/runs/{run_id}/server-evaluation").get_json()
+    assert before["is_federated"] and not before["has_server_evaluation"]
+    backfill = client.post(f"/api/runs/backfill/{run_id}/server-evaluations", headers=auth)
+    assert backfill.status_code == 200, backfill.get_json()
+    assert backfill.get_json()["updated"] == 0 and backfill.get_json()["inserted"] >= 2
+    after = client.get(f"/api/runs/{run_id}/server-evaluation").get_json()
+    assert [item["round"] for item in after["evaluations"]][:2] == [0, 1]
+
+
+def test_demo_data_is_the_same_on_every_load(app, runner, client):
+    runner.invoke(args=["demo-data", "--count", "6"])
+    first = client.get("/api/runs/list?sort_by=id&limit=6").get_json()
+    with app.app_context():
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
+    runner.invoke(args=["demo-data", "--count", "6", "--force"])
+    second = client.get("/api/runs/list?sort_by=id&limit=6").get_json()
+    for run in first["runs"] + second["runs"]:
+        run.pop("id")
+    assert first == second

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from sqlalchemy import exists, select
 
-from runs_service.demo_data import DemoRun
+from runs_service.demo_data import DemoRun, results_document
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
 from runs_service.models import Run
@@ -16,6 +19,7 @@ from runs_service.schemas.ingest import (
 )
 from runs_service.schemas.runs import RunCreateSchema
 from runs_service.services import ingest
+from runs_service.services.backfill import results_file_name
 from runs_service.services.runs import create_run
 
 
@@ -40,7 +44,17 @@ def load_demo_run(demo_run: DemoRun) -> int:
         chunk = demo_run.metrics[start : start + MAX_METRICS_PER_BATCH]
         body = _validated(MetricBatchSchema(), {"metrics": chunk})
         ingest.log_metrics(run.id, body["metrics"])
-    if demo_run.evaluations:
+    if demo_run.evaluations and not demo_run.evaluations_in_results_file:
         body = _validated(ServerEvaluationBatchSchema(), {"evaluations": demo_run.evaluations})
         ingest.log_server_evaluations(run.id, body["evaluations"])
     return run.id
+
+
+def write_results_file(results_dir: str, run_id: int, evaluations: list[dict]) -> str:
+    """Write the federated server's results file of a demo run; returns its path."""
+    os.makedirs(results_dir, exist_ok=True)
+    path = os.path.join(results_dir, results_file_name(run_id))
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(results_document(evaluations), file, indent=2)
+        file.write("\n")
+    return path

@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runs_service.demo_data import (
+    DEMO_NOW,
     TRAINER_METRIC_NAMES,
     VALIDATION_POSITIVES,
     VALIDATION_SIZE,
     DemoRun,
     generate_demo_runs,
+    results_document,
 )
+from runs_service.services.results_file import parse_results_document
 
 NOW = datetime(2025, 11, 4, 12, 0, 0, tzinfo=UTC)
 SCORE_SUFFIXES = ("acc", "accuracy", "precision", "recall", "f1", "f1_score", "auroc", "auc")
@@ -289,8 +292,35 @@ def test_custom_epoch_and_round_ranges_are_respected():
             assert len(demo.evaluations) <= demo.run["config"]["num_rounds"] + 1
 
 
-def test_default_now_is_the_current_time():
-    before = datetime.now(UTC).replace(microsecond=0)
+def test_default_now_is_a_fixed_date_so_demo_data_is_the_same_every_day():
+    assert list(generate_demo_runs(count=10, seed=3)) == list(
+        generate_demo_runs(count=10, seed=3, now=DEMO_NOW)
+    )
     for demo in generate_demo_runs(count=10, seed=3):
         start = datetime.fromisoformat(demo.run["start_time"])
-        assert before - timedelta(days=90) <= start <= datetime.now(UTC)
+        assert DEMO_NOW - timedelta(days=90) <= start <= DEMO_NOW
+
+
+def test_the_oldest_completed_federated_run_keeps_its_evaluations_in_a_results_file(runs):
+    flagged = [demo for demo in runs if demo.evaluations_in_results_file]
+    assert len(flagged) == 1
+    oldest = next(
+        demo
+        for demo in runs
+        if demo.run["training_mode"] == "federated" and demo.run["status"] == "completed"
+    )
+    assert flagged[0] is oldest
+    assert oldest.evaluations
+
+
+def test_results_document_is_what_the_backfill_parses_back(runs):
+    demo = next(demo for demo in runs if demo.evaluations_in_results_file)
+    document = results_document(demo.evaluations)
+    rounds = document["evaluate_metrics_serverapp"]
+    assert all(isinstance(text, str) and "'server_cm_tp': " in text for text in rounds.values())
+    parsed = parse_results_document(json.loads(json.dumps(document)))
+    expected = [
+        {key: value for key, value in evaluation.items() if key != "evaluation_time"}
+        for evaluation in demo.evaluations
+    ]
+    assert parsed == expected
