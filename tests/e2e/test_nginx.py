@@ -35,8 +35,9 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 NGINX_SITE = REPO / "deploy" / "nginx.conf"
 START_SCRIPT = REPO / "deploy" / "start.sh"
-# Production addresses in deploy/nginx.conf, replaced by free loopback ports here.
-DEPLOYED_UPSTREAM = "server 127.0.0.1:8000;"
+# Production addresses in deploy/nginx.conf, replaced by free loopback ports here; the
+# upstream's one active `server` line becomes one line per instance, parameters kept.
+DEPLOYED_UPSTREAM = re.compile(r"^( *)server 127\.0\.0\.1:8000( [^;]*)?;$", re.MULTILINE)
 DEPLOYED_LISTEN = "listen 80;"
 
 BODY_LIMIT = 16 * 1024 * 1024
@@ -166,16 +167,17 @@ def wait_listening(port: int, process: subprocess.Popen, log: Path) -> None:
     wait_until(listening, STARTUP_SECONDS, f"{process.args[0]} on port {port}", log)
 
 
-def render_site(gunicorn_port: int, nginx_port: int) -> str:
+def render_site(upstream_ports: int | list[int], nginx_port: int) -> str:
     """deploy/nginx.conf with only its upstream and listen addresses changed."""
+    ports = [upstream_ports] if isinstance(upstream_ports, int) else upstream_ports
     site = NGINX_SITE.read_text()
-    for deployed, local in (
-        (DEPLOYED_UPSTREAM, f"server 127.0.0.1:{gunicorn_port};"),
-        (DEPLOYED_LISTEN, f"listen 127.0.0.1:{nginx_port};"),
-    ):
-        assert site.count(deployed) == 1, f"deploy/nginx.conf must contain {deployed!r} once"
-        site = site.replace(deployed, local)
-    return site
+    servers = DEPLOYED_UPSTREAM.findall(site)
+    assert len(servers) == 1, "deploy/nginx.conf must have one active upstream server line"
+    indent, parameters = servers[0]
+    lines = "\n".join(f"{indent}server 127.0.0.1:{port}{parameters};" for port in ports)
+    site = DEPLOYED_UPSTREAM.sub(lambda _: lines, site)
+    assert site.count(DEPLOYED_LISTEN) == 1, f"deploy/nginx.conf must contain {DEPLOYED_LISTEN!r}"
+    return site.replace(DEPLOYED_LISTEN, f"listen 127.0.0.1:{nginx_port};")
 
 
 def nginx_main_config(directory: Path, site: Path) -> str:
@@ -192,7 +194,9 @@ error_log {directory}/error.log info;
 events {{ worker_connections 512; }}
 http {{
     default_type application/octet-stream;
-    access_log {directory}/access.log;
+    # Which instances served each request: "a, b" when nginx moved it from a to b.
+    log_format upstreams '"$request" $status upstream=[$upstream_addr] ($upstream_status)';
+    access_log {directory}/access.log upstreams;
     client_body_temp_path {temp}/client_body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
@@ -246,11 +250,13 @@ def require_nginx() -> str:
     return nginx
 
 
-def start_nginx(nginx: str, directory: Path, upstream_port: int, exits: ExitStack) -> int:
-    """Run deploy/nginx.conf in front of upstream_port; return the port nginx listens on."""
+def start_nginx(
+    nginx: str, directory: Path, upstream_ports: int | list[int], exits: ExitStack
+) -> int:
+    """Run deploy/nginx.conf in front of the upstream port(s); return nginx's own port."""
     port = free_port()
     site = directory / "runs_service.conf"
-    site.write_text(render_site(upstream_port, port))
+    site.write_text(render_site(upstream_ports, port))
     main_config = directory / "nginx.conf"
     main_config.write_text(nginx_main_config(directory, site))
     command = [nginx, "-p", str(directory), "-c", str(main_config)]
