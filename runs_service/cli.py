@@ -5,17 +5,24 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from marshmallow import Schema
 
-from runs_service.demo_data import generate_demo_runs
-from runs_service.errors import RunNotFound, ServiceError
-from runs_service.schemas.fields import MAX_RUN_ID
+from runs_service.catalogue import MAX_METRICS_PER_BATCH, MAX_RUN_ID
+from runs_service.demo_data import DemoRun, generate_demo_runs
+from runs_service.errors import InvalidInput, RunNotFound, ServiceError
+from runs_service.schemas.ingest import (
+    ClientBatchSchema,
+    MetricBatchSchema,
+    ServerEvaluationBatchSchema,
+)
+from runs_service.schemas.runs import RunCreateSchema
 from runs_service.services.backfill import (
     BackfillResult,
     backfill_from_path,
     backfill_results_file,
     results_files_in,
 )
-from runs_service.services.loading import database_is_empty, load_demo_run, write_results_file
+from runs_service.services.loading import database_is_empty, load_run, write_results_file
 from runs_service.services.summaries import refresh_all_summaries
 
 
@@ -48,6 +55,34 @@ def demo_data_command(count: int, seed: int, force: bool, if_empty: bool) -> Non
     click.echo(f"Loaded {count} demo runs.")
     for path in results_files:
         click.echo(f"Wrote {path} (server evaluations not imported yet: see the backfill).")
+
+
+def _validated(schema: Schema, body: dict) -> dict:
+    errors = schema.validate(body)
+    if errors:
+        raise InvalidInput("Demo data does not pass the API's validation.", errors)
+    return schema.load(body)
+
+
+def load_demo_run(demo_run: DemoRun) -> int:
+    """Load a demo run's request bodies with the API's schemas, then write it; its id.
+
+    Server evaluations kept in a results file only are left for the backfill.
+    """
+    fields = _validated(RunCreateSchema(), demo_run.run)
+    clients = evaluations = []
+    if demo_run.clients:
+        clients = _validated(ClientBatchSchema(), {"clients": demo_run.clients})["clients"]
+    metrics = []
+    for start in range(0, len(demo_run.metrics), MAX_METRICS_PER_BATCH):
+        chunk = {"metrics": demo_run.metrics[start : start + MAX_METRICS_PER_BATCH]}
+        metrics += _validated(MetricBatchSchema(), chunk)["metrics"]
+    if demo_run.evaluations:
+        body = {"evaluations": demo_run.evaluations}
+        evaluations = _validated(ServerEvaluationBatchSchema(), body)["evaluations"]
+    if demo_run.evaluations_in_results_file:
+        evaluations = []
+    return load_run(fields, clients, metrics, evaluations)
 
 
 def _summary(result: BackfillResult) -> str:

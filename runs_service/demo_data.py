@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from runs_service.catalogue import RESULTS_FILE_FIELDS, SERVER_COUNT_FIELDS
+
 CENTRALIZED = "centralized"
 FEDERATED = "federated"
 COMPLETED = "completed"
@@ -161,27 +163,11 @@ def results_document(evaluations: list[dict]) -> dict:
     rounds = {}
     for evaluation in evaluations:
         metrics = {
-            key: float(evaluation[field]) if key.startswith("server_cm_") else evaluation[field]
-            for key, field in _RESULTS_FILE_KEYS.items()
+            key: float(evaluation[field]) if field in SERVER_COUNT_FIELDS else evaluation[field]
+            for key, field in RESULTS_FILE_FIELDS.items()
         }
         rounds[str(evaluation["round_number"])] = repr(metrics)
     return {"evaluate_metrics_serverapp": rounds}
-
-
-# Names the federated server gives the evaluation fields in its results file.
-_RESULTS_FILE_KEYS = {
-    "server_loss": "loss",
-    "server_accuracy": "accuracy",
-    "server_precision": "precision",
-    "server_recall": "recall",
-    "server_f1": "f1_score",
-    "server_auroc": "auroc",
-    "server_cm_tp": "true_positives",
-    "server_cm_tn": "true_negatives",
-    "server_cm_fp": "false_positives",
-    "server_cm_fn": "false_negatives",
-    "num_samples": "num_samples",
-}
 
 
 def _check_range(name: str, bounds: tuple[int, int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from werkzeug.routing import IntegerConverter
 
-from runs_service.schemas.fields import MAX_RUN_ID
+from runs_service.catalogue import MAX_RUN_ID
 
 
 class RunIdConverter(IntegerConverter):

@@ -82,7 +82,7 @@ class RunJsonDownload(MethodView):
     @error_responses(blp, 404)
     def get(self, run_id):
         """ExperimentResults as a streamed JSON file (an empty history is kept)."""
-        return attachment(exports.json_download(run_id))
+        return attachment(exports.json_download(run_id, ExperimentResultsSchema().dump))
 
 
 @blp.route("/<run_id:run_id>/download/summary")

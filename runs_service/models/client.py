@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from runs_service.catalogue import MAX_CLIENT_IDENTIFIER_LENGTH
 from runs_service.extensions import Base
 from runs_service.models.types import JSONDocument, UTCDateTime, utc_now
 
 if TYPE_CHECKING:
     from runs_service.models.run import Run
-
-MAX_CLIENT_IDENTIFIER_LENGTH = 255
 
 
 class Client(Base):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Computed, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from runs_service.catalogue import MAX_METRIC_NAME_LENGTH
 from runs_service.extensions import Base
 from runs_service.models.run import enum_column
 from runs_service.models.types import UTCDateTime
@@ -16,8 +17,6 @@ from runs_service.models.types import UTCDateTime
 if TYPE_CHECKING:
     from runs_service.models.client import Client
     from runs_service.models.run import Run
-
-MAX_METRIC_NAME_LENGTH = 128
 
 
 class DatasetType(enum.StrEnum):

@@ -10,7 +10,7 @@ from sqlalchemy import Enum, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from runs_service.extensions import Base
-from runs_service.models.types import JSONDocument, UTCDateTime, utc_now
+from runs_service.models.types import JSONDocument, UTCDateTime, duration_minutes, utc_now
 
 if TYPE_CHECKING:
     from runs_service.models.client import Client
@@ -78,3 +78,8 @@ class Run(Base):
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
     )
     summary: Mapped[RunSummary] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def duration_minutes(self) -> float | None:
+        """end_time - start_time in minutes (2 places); None while the run has no end."""
+        return duration_minutes(self.start_time, self.end_time)

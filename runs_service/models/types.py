@@ -40,6 +40,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def duration_minutes(start: datetime | None, end: datetime | None) -> float | None:
+    """Duration (SPEC §3): end minus start in minutes to 2 places, None when either is missing."""
+    if start is None or end is None:
+        return None
+    return round((_as_utc(end) - _as_utc(start)).total_seconds() / 60, 2)
+
+
 def only_on(dialect: str, index: Index) -> Index:
     """An index that exists on one kind of database only: created there, compared there."""
     index.info["only_on"] = dialect

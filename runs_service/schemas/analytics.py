@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from runs_service.catalogue import ALL_STATUSES, DEFAULT_TOP_N, MAX_DAYS, MAX_TOP_N, SCORE_KEYS
 from runs_service.models.run import RunStatus, TrainingMode
-from runs_service.services.analytics import (
-    DEFAULT_TOP_N,
-    MAX_DAYS,
-    MAX_TOP_N,
-    RANK_BY,
-    STATUS_CHOICES,
-)
+
+STATUS_CHOICES = (*(status.value for status in RunStatus), ALL_STATUSES)
 
 AVERAGE_NOTE = "Mean over the runs that have the value (4 places); null when none has it."
 DIFFERENCE_NOTE = "Federated minus centralized average (4 places); null when either is null."
@@ -45,7 +41,7 @@ class AnalyticsQuerySchema(Schema):
     )
     rank_by = fields.String(
         load_default="accuracy",
-        validate=validate.OneOf(RANK_BY),
+        validate=validate.OneOf(SCORE_KEYS),
         metadata={"description": "Best validation metric that ranks top_runs (highest first)."},
     )
 

@@ -6,22 +6,22 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
-from runs_service.models.metric import MAX_METRIC_NAME_LENGTH
-from runs_service.schemas.fields import (
-    JSON_VALUE_REF,
+from runs_service.catalogue import (
+    LOSS_METRIC,
     MAX_ABS_NUMBER,
     MAX_COUNT,
-    MAX_ROUND,
-    NUL_FREE_PATTERN,
-)
-from runs_service.schemas.ingest import BOUNDED_NUMBER, NUMBER_LIST
-from runs_service.services.results_file import (
     MAX_KEYS_PER_ROUND,
-    MAX_LIST_LENGTH,
+    MAX_METRIC_NAME_LENGTH,
+    MAX_RESULTS_ROUNDS,
+    MAX_ROUND,
+    MAX_ROUND_LIST_LENGTH,
     MAX_ROUND_TEXT_LENGTH,
-    MAX_ROUNDS,
-    SERVER_SECTION,
+    RESULTS_FILE_FIELDS,
+    RESULTS_SERVER_SECTION,
+    SCORE_METRICS,
 )
+from runs_service.schemas.fields import JSON_VALUE_REF, NUL_FREE_PATTERN
+from runs_service.schemas.ingest import BOUNDED_NUMBER, NUMBER_LIST
 
 # "0" to "1000000", no leading zeros: the round keys the parser accepts (MAX_ROUND).
 ROUND_KEY_PATTERN = "^(0|[1-9][0-9]{0,5}|1000000)$"
@@ -61,6 +61,16 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 SCORE = {"type": "number", "minimum": 0, "maximum": 1}
 COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
 LOSS = {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER}
+_SCORE_FIELDS = frozenset(metric.server_field for metric in SCORE_METRICS)
+
+
+def _field_value(field: str) -> dict[str, Any]:
+    """The JSON Schema of a mapped results-file key's value, by the column it fills."""
+    if field == LOSS_METRIC.server_field:
+        return LOSS
+    return SCORE if field in _SCORE_FIELDS else COUNT
+
+
 ROUND_OBJECT = {
     "type": "object",
     "description": "The round's metrics as a JSON object. Mapped keys: server_loss, "
@@ -68,16 +78,7 @@ ROUND_OBJECT = {
     "server_cm_tp/tn/fp/fn and num_samples (475.0 counts as 475; the four counts add up "
     f"to at most {MAX_COUNT:,}); every other key goes to additional_metrics.",
     "properties": {
-        "server_loss": _nullable(LOSS),
-        **{
-            f"server_{name}": _nullable(SCORE)
-            for name in ("accuracy", "precision", "recall", "f1", "auroc")
-        },
-        **{
-            name: _nullable(COUNT)
-            for name in ("server_cm_tp", "server_cm_tn", "server_cm_fp", "server_cm_fn")
-        },
-        "num_samples": _nullable(COUNT),
+        key: _nullable(_field_value(field)) for key, field in RESULTS_FILE_FIELDS.items()
     },
     "additionalProperties": {"oneOf": [BOUNDED_NUMBER, NUMBER_LIST, {"type": "null"}]},
     "maxProperties": MAX_KEYS_PER_ROUND,
@@ -94,7 +95,7 @@ ROUND_STRING = {
     "description": "The legacy Python-literal string the server writes, with the same "
     "keys and rules as the object form: a flat mapping of quoted names to numbers, "
     "np.float64/np.float32/np.int64/np.int32(...) scalars, None or lists of numbers "
-    f"(at most {MAX_LIST_LENGTH:,} items), e.g. "
+    f"(at most {MAX_ROUND_LIST_LENGTH:,} items), e.g. "
     "\"{'server_loss': 0.69, 'server_accuracy': np.float64(0.5), 'server_cm_tp': 475.0}\".",
 }
 
@@ -117,16 +118,16 @@ class ResultsDocumentSchema(Schema):
         required=True,
         error_messages={
             "required": "The results document has no server evaluations: it needs "
-            f"'{SERVER_SECTION}', an object mapping round numbers to metrics."
+            f"'{RESULTS_SERVER_SECTION}', an object mapping round numbers to metrics."
         },
         metadata={
             "type": "object",
             "minProperties": 1,
-            "maxProperties": MAX_ROUNDS,
+            "maxProperties": MAX_RESULTS_ROUNDS,
             "propertyNames": {"pattern": ROUND_KEY_PATTERN},
             "additionalProperties": {"oneOf": [ROUND_OBJECT, ROUND_STRING]},
             "description": f'Round number ("0" = the initial model; 0 to {MAX_ROUND:,} '
-            f"written without leading zeros, at most {MAX_ROUNDS:,} rounds) → metrics. "
+            f"written without leading zeros, at most {MAX_RESULTS_ROUNDS:,} rounds) → metrics. "
             "Every round passes the validation of POST /api/runs/{run_id}/server-evaluations; "
             "one invalid round fails the whole request.",
             "example": {

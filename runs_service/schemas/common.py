@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
-
-from runs_service.schemas.fields import MAX_RUN_ID
+from marshmallow import Schema, fields
 
 
 class BatchResultSchema(Schema):
@@ -14,12 +12,4 @@ class BatchResultSchema(Schema):
     updated = fields.Integer(metadata={"description": "Existing items whose values changed."})
     unchanged = fields.Integer(
         metadata={"description": "Items that already existed with the same values."}
-    )
-
-
-class RunIdPathSchema(Schema):
-    """Documentation of the run id path parameter bound."""
-
-    run_id = fields.Integer(
-        required=True, validate=validate.Range(1, MAX_RUN_ID), metadata={"description": "Run id."}
     )

@@ -8,15 +8,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-MAX_STEP = 10**6
-MAX_ROUND = 10**6
-MAX_COUNT = 2**31 - 1
-MAX_RUN_ID = 2**31 - 1
-MAX_OFFSET = 10**9
-# Largest magnitude of a server-side loss or a number kept in additional_metrics: 2^53,
-# the largest integer every JSON reader (JavaScript dashboards included) keeps exact. It
-# is a float too, so the bound reads the same for 9007199254740993 and 9.007199254740993e15.
-MAX_ABS_NUMBER = 2**53
+from runs_service.catalogue import MAX_COUNT
 
 
 class FiniteFloat(fields.Float):

@@ -7,13 +7,24 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from runs_service.models.client import MAX_CLIENT_IDENTIFIER_LENGTH
-from runs_service.models.metric import MAX_METRIC_NAME_LENGTH, DatasetType
-from runs_service.schemas.fields import (
+from runs_service.catalogue import (
     MAX_ABS_NUMBER,
+    MAX_ADDITIONAL_LIST_LENGTH,
+    MAX_ADDITIONAL_METRICS,
+    MAX_CLIENT_IDENTIFIER_LENGTH,
+    MAX_CLIENTS_PER_BATCH,
     MAX_COUNT,
+    MAX_EVALUATIONS_PER_BATCH,
+    MAX_METRIC_NAME_LENGTH,
+    MAX_METRICS_PER_BATCH,
     MAX_ROUND,
     MAX_STEP,
+    SERVER_COUNT_FIELDS,
+    is_count_name,
+    is_score_name,
+)
+from runs_service.models.metric import DatasetType
+from runs_service.schemas.fields import (
     Count,
     FiniteFloat,
     Score,
@@ -21,15 +32,7 @@ from runs_service.schemas.fields import (
     UTCDateTimeField,
     storable_text,
 )
-from runs_service.services.definitions import is_count_name, is_score_name
 
-MAX_METRICS_PER_BATCH = 10_000
-MAX_EVALUATIONS_PER_BATCH = 1_000
-MAX_CLIENTS_PER_BATCH = 1_000
-# As many as a results-file round may hold, so every importable round is accepted here too.
-MAX_ADDITIONAL_METRICS = 128
-MAX_ADDITIONAL_LIST_LENGTH = 1_000
-COUNT_FIELDS = ("true_positives", "true_negatives", "false_positives", "false_negatives")
 BOUNDED_NUMBER = {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER}
 NUMBER_LIST = {"type": "array", "items": BOUNDED_NUMBER, "maxItems": MAX_ADDITIONAL_LIST_LENGTH}
 
@@ -225,7 +228,7 @@ class ServerEvaluationSchema(Schema):
     @validates_schema
     def check_matrix_total(self, data: dict[str, Any], **kwargs: Any) -> None:
         # num_samples is stored as that total, in a column of the counts' own size.
-        counts = [data.get(name) for name in COUNT_FIELDS]
+        counts = [data.get(name) for name in SERVER_COUNT_FIELDS]
         if None not in counts and sum(counts) > MAX_COUNT:
             raise ValidationError(
                 f"The four counts add up to {sum(counts):,}; a confusion matrix holds at "

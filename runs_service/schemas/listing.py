@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from runs_service.catalogue import (
+    DEFAULT_LIST_LIMIT,
+    LIST_SORT_KEYS,
+    MAX_LIST_LIMIT,
+    MAX_OFFSET,
+    SORT_ORDERS,
+)
 from runs_service.models.run import RunStatus, TrainingMode
-from runs_service.schemas.fields import MAX_OFFSET, UTCDateTimeField
+from runs_service.schemas.fields import UTCDateTimeField
 from runs_service.schemas.results import ConfusionMatrixSchema, PreshapedList
-from runs_service.services.listing import DEFAULT_LIMIT, MAX_LIMIT, SORT_KEYS, SORT_ORDERS
 
 
 class RunListQuerySchema(Schema):
@@ -17,9 +23,9 @@ class RunListQuerySchema(Schema):
         unknown = RAISE
 
     limit = fields.Integer(
-        load_default=DEFAULT_LIMIT,
-        validate=validate.Range(1, MAX_LIMIT),
-        metadata={"description": f"Page size, 1..{MAX_LIMIT}."},
+        load_default=DEFAULT_LIST_LIMIT,
+        validate=validate.Range(1, MAX_LIST_LIMIT),
+        metadata={"description": f"Page size, 1..{MAX_LIST_LIMIT}."},
     )
     offset = fields.Integer(
         load_default=0,
@@ -32,7 +38,7 @@ class RunListQuerySchema(Schema):
     )
     sort_by = fields.String(
         load_default="start_time",
-        validate=validate.OneOf(SORT_KEYS),
+        validate=validate.OneOf(LIST_SORT_KEYS),
         metadata={
             "description": "Sort key. Nulls come last in both directions and ties are broken "
             "by id in the same direction; status and training_mode sort by their string value; "

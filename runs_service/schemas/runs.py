@@ -8,7 +8,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from runs_service.models.run import MAX_DESCRIPTION_LENGTH, RunStatus, TrainingMode
 from runs_service.schemas.fields import UTCDateTimeField
-from runs_service.services.definitions import duration_minutes
 
 
 def _check_time_order(data: dict[str, Any]) -> None:
@@ -77,10 +76,10 @@ class RunSchema(Schema):
     source_path = fields.String(allow_none=True)
     external_id = fields.String(allow_none=True)
     config = fields.Dict(allow_none=True)
-    duration_minutes = fields.Function(
-        lambda run: duration_minutes(run.start_time, run.end_time),
+    duration_minutes = fields.Float(
+        dump_only=True,
+        allow_none=True,
         metadata={
-            "type": ["number", "null"],
-            "description": "end_time - start_time in minutes (2 places); null without end_time.",
+            "description": "end_time - start_time in minutes (2 places); null without end_time."
         },
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
 
+from runs_service.catalogue import ALL_STATUSES, DEFAULT_TOP_N, SCORE_KEYS
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
 from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
@@ -20,14 +21,9 @@ from runs_service.services.definitions import (
     success_rate,
 )
 
-ALL_STATUSES = "all"
 STATUS_CHOICES = (*(status.value for status in RunStatus), ALL_STATUSES)
-RANK_BY = run_stats.SCORES
-DEFAULT_TOP_N = 10
-MAX_TOP_N = 100
-MAX_DAYS = 3650
 # (ModeMetrics key, score whose stored best it averages); the comparison drops "avg_".
-_AVERAGED_SCORES = tuple((f"avg_{score}", score) for score in run_stats.SCORES)
+_AVERAGED_SCORES = tuple((f"avg_{score}", score) for score in SCORE_KEYS)
 
 
 @functools.cache
@@ -72,7 +68,7 @@ def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
             Run.status,
             Run.start_time,
             Run.end_time,
-            *(_best(score).label(score) for score in run_stats.SCORES),
+            *(_best(score).label(score) for score in SCORE_KEYS),
         )
         .select_from(RunSummary)
         .join(Run, Run.id == RunSummary.run_id)
@@ -121,7 +117,7 @@ def _top_runs(
             "run_id": row.id,
             "training_mode": row.training_mode,
             "status": row.status,
-            **{f"best_{score}": getattr(row, score) for score in run_stats.SCORES},
+            **{f"best_{score}": getattr(row, score) for score in SCORE_KEYS},
             "duration_minutes": duration_minutes(row.start_time, row.end_time),
             "start_time": row.start_time,
         }
@@ -145,8 +141,8 @@ def analytics_summary(
     """
     if status not in STATUS_CHOICES:
         raise InvalidInput(f"status must be one of {', '.join(STATUS_CHOICES)}.")
-    if rank_by not in RANK_BY:
-        raise InvalidInput(f"rank_by must be one of {', '.join(RANK_BY)}.")
+    if rank_by not in SCORE_KEYS:
+        raise InvalidInput(f"rank_by must be one of {', '.join(SCORE_KEYS)}.")
     base: dict[str, Any] = {}
     if training_mode is not None:
         base["training_mode"] = training_mode

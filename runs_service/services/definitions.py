@@ -1,123 +1,63 @@
-"""The definitions of SPEC §3 as pure functions on plain data: every route and export uses these."""
+"""The definitions of SPEC §3 as pure functions on plain data: every route and export uses these.
+
+Metric names come from runs_service.catalogue; this module says what is derived from them.
+"""
 
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-CENTRALIZED_HISTORY_FIELDS = (
-    "train_loss",
-    "val_loss",
-    "train_acc",
-    "val_acc",
-    "train_f1",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_auroc",
+from runs_service.catalogue import (
+    CENTRALIZED_METRIC_NAMES,
+    CONFUSION_METRIC_NAMES,
+    FINAL_METRICS,
+    HISTORY_FIELDS,
+    LOSS_METRIC,
+    SERVER_COUNT_FIELDS,
+    SERVER_METRIC_FIELDS,
+    TRAINING_METRIC_NAMES,
+    VALIDATION_METRICS,
+    canonical_metric_name,
 )
+from runs_service.models.types import duration_minutes as duration_minutes
+
+# The CSV download: the training metrics, then the validation ones in server-column order.
 CSV_COLUMNS = (
     "epoch",
-    "train_loss",
-    "train_acc",
-    "train_f1",
-    "val_loss",
-    "val_acc",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_auroc",
+    *TRAINING_METRIC_NAMES,
+    *(metric.history_name for metric in VALIDATION_METRICS),
 )
-METRIC_ALIASES = {"val_accuracy": "val_acc", "val_auc": "val_auroc"}
-SCORE_SUFFIXES = ("acc", "accuracy", "precision", "recall", "f1", "f1_score", "auroc", "auc")
-COUNT_SUFFIXES = ("_cm_tp", "_cm_tn", "_cm_fp", "_cm_fn")
-CONFUSION_METRIC_NAMES = ("val_cm_tp", "val_cm_tn", "val_cm_fp", "val_cm_fn")
-# Every stored metric name summarize_centralized reads (aliases included).
-CENTRALIZED_METRIC_NAMES = (
-    *CENTRALIZED_HISTORY_FIELDS,
-    *CONFUSION_METRIC_NAMES,
-    *METRIC_ALIASES,
-)
-SERVER_METRIC_FIELDS = ("loss", "accuracy", "precision", "recall", "f1_score", "auroc")
-SERVER_COUNT_FIELDS = ("true_positives", "true_negatives", "false_positives", "false_negatives")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 WILSON_Z_95 = 1.959963984540054
 
 # final_metrics key -> history field it is read from.
-FINAL_METRIC_SOURCES = (
-    ("accuracy", "val_acc"),
-    ("precision", "val_precision"),
-    ("recall", "val_recall"),
-    ("f1_score", "val_f1"),
-    ("auc", "val_auroc"),
-    ("loss", "val_loss"),
-)
+FINAL_METRIC_SOURCES = tuple((metric.final_key, metric.history_name) for metric in FINAL_METRICS)
 # bests key -> (history field, higher_is_better).
-BEST_METRIC_SOURCES = (
-    ("best_val_accuracy", "val_acc", True),
-    ("best_val_precision", "val_precision", True),
-    ("best_val_recall", "val_recall", True),
-    ("best_val_loss", "val_loss", False),
-    ("best_val_f1", "val_f1", True),
-    ("best_val_auroc", "val_auroc", True),
+BEST_METRIC_SOURCES = tuple(
+    (metric.best_key, metric.history_name, metric.direction == "max")
+    for metric in VALIDATION_METRICS
 )
 # server-evaluation field -> history field of a federated history entry.
-SERVER_TO_HISTORY = (
-    ("loss", "val_loss"),
-    ("accuracy", "val_acc"),
-    ("precision", "val_precision"),
-    ("recall", "val_recall"),
-    ("f1_score", "val_f1"),
-    ("auroc", "val_auroc"),
+SERVER_TO_HISTORY = tuple(
+    (metric.server_field, metric.history_name) for metric in VALIDATION_METRICS
 )
 # server-evaluation summary key -> (server-evaluation field, higher_is_better).
-SERVER_SUMMARY_BESTS = (
-    ("best_accuracy", "accuracy", True),
-    ("best_precision", "precision", True),
-    ("best_recall", "recall", True),
-    ("best_f1_score", "f1_score", True),
-    ("best_auroc", "auroc", True),
-    ("lowest_loss", "loss", False),
+SERVER_SUMMARY_BESTS = tuple(
+    (
+        "lowest_loss" if metric is LOSS_METRIC else f"best_{metric.server_field}",
+        metric.server_field,
+        metric.direction == "max",
+    )
+    for metric in FINAL_METRICS
 )
 
 HistoryEntry = dict[str, float | int | None]
 
 
-def canonical_metric_name(name: str) -> str:
-    """Return the canonical name of a metric, resolving the accepted aliases."""
-    return METRIC_ALIASES.get(name, name)
-
-
-def is_score_name(name: str) -> bool:
-    """Return whether a metric name denotes a score that must lie in [0, 1]."""
-    return name.lower().endswith(SCORE_SUFFIXES)
-
-
-def is_count_name(name: str) -> bool:
-    """Return whether a metric name denotes a confusion-matrix count."""
-    return name.lower().endswith(COUNT_SUFFIXES)
-
-
-def dataset_type_for(name: str) -> str:
-    """Return the dataset type implied by a metric name's prefix."""
-    for prefix, dataset_type in (("train_", "train"), ("val_", "validation"), ("test_", "test")):
-        if name.startswith(prefix):
-            return dataset_type
-    return "other"
-
-
 def round4(x: float | None) -> float | None:
     """Round to 4 places, keeping None as None."""
     return None if x is None else round(float(x), 4)
-
-
-def average(values: Iterable[float | None]) -> float | None:
-    """Return the mean of the present values to 4 places, or None when there are none."""
-    present = [value for value in values if value is not None]
-    if not present:
-        return None
-    return round4(math.fsum(present) / len(present))
 
 
 def difference(minuend: float | None, subtrahend: float | None) -> float | None:
@@ -185,17 +125,6 @@ def confusion_statistics_or_none(
     if tp is None or tn is None or fp is None or fn is None:
         return None
     return confusion_statistics(tp, tn, fp, fn)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def duration_minutes(start: datetime | None, end: datetime | None) -> float | None:
-    """Return end minus start in minutes to 2 places, or None when either is missing."""
-    if start is None or end is None:
-        return None
-    return round((_as_utc(end) - _as_utc(start)).total_seconds() / 60, 2)
 
 
 def client_count(registered: int, config: Mapping[str, Any] | None) -> int:
@@ -303,12 +232,9 @@ def summarize_centralized(points: Iterable[tuple[str, int, float | None]]) -> Ce
     """Build history, final metrics, bests and final confusion matrix from (name, step, value)."""
     by_step = _values_by_step(points)
     # An epoch is a step with at least one history metric; counts alone do not make one.
-    steps = sorted(
-        step for step, row in by_step.items() if any(f in row for f in CENTRALIZED_HISTORY_FIELDS)
-    )
+    steps = sorted(step for step, row in by_step.items() if any(f in row for f in HISTORY_FIELDS))
     history: list[HistoryEntry] = [
-        {"epoch": step + 1, **{f: by_step[step].get(f) for f in CENTRALIZED_HISTORY_FIELDS}}
-        for step in steps
+        {"epoch": step + 1, **{f: by_step[step].get(f) for f in HISTORY_FIELDS}} for step in steps
     ]
     final_confusion_matrix = None
     if steps:
@@ -323,13 +249,6 @@ def summarize_centralized(points: Iterable[tuple[str, int, float | None]]) -> Ce
         final_confusion_matrix=final_confusion_matrix,
         total_epochs=len(history),
     )
-
-
-def build_centralized_history(
-    points: Iterable[tuple[str, int, float | None]],
-) -> list[HistoryEntry]:
-    """Return one history entry per epoch, ascending, from (name, step, value) points."""
-    return summarize_centralized(points).history
 
 
 def _rounds(evaluations: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
@@ -352,7 +271,7 @@ def summarize_federated(evaluations: Iterable[Mapping[str, Any]]) -> FederatedVi
     history: list[HistoryEntry] = [
         {
             "epoch": evaluation["round_number"],
-            **dict.fromkeys(CENTRALIZED_HISTORY_FIELDS),
+            **dict.fromkeys(HISTORY_FIELDS),
             **{field: evaluation.get(source) for source, field in SERVER_TO_HISTORY},
         }
         for evaluation in training

@@ -2,6 +2,7 @@
 
 The run is loaded (and a missing run or history raised) before anything is
 streamed; the chunks are then produced from memory without touching the database.
+The JSON document is shaped by the caller (the API's response schema), not here.
 """
 
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from runs_service.catalogue import (
+    CONFUSION_COUNTS,
+    FINAL_METRICS,
+    LOSS_METRIC,
+    SERVER_METRIC_FIELDS,
+)
 from runs_service.errors import NotFound
-from runs_service.schemas.results import ExperimentResultsSchema
 from runs_service.services.definitions import (
     CSV_COLUMNS,
-    SERVER_METRIC_FIELDS,
     HistoryEntry,
     csv_row,
     csv_safe_cell,
@@ -35,11 +40,8 @@ MISSING = "n/a"
 LABEL_WIDTH = 24
 COLUMN_WIDTH = 14
 NO_HISTORY = "No training history available"
-CONFUSION_COUNTS = (
-    ("True positives", "true_positives"),
-    ("True negatives", "true_negatives"),
-    ("False positives", "false_positives"),
-    ("False negatives", "false_negatives"),
+COUNT_LABELS = (
+    *((count.label, count.server_field) for count in CONFUSION_COUNTS),
     ("Total", "total"),
 )
 CONFUSION_STATISTICS = (
@@ -49,13 +51,9 @@ CONFUSION_STATISTICS = (
     ("Accuracy", "accuracy_cm", None),
     ("F1", "f1_cm", None),
 )
-BEST_LABELS = (
-    ("Best val accuracy", "best_val_accuracy"),
-    ("Best val precision", "best_val_precision"),
-    ("Best val recall", "best_val_recall"),
-    ("Best val F1", "best_val_f1"),
-    ("Best val AUROC", "best_val_auroc"),
-    ("Lowest val loss", "best_val_loss"),
+BEST_LABELS = tuple(
+    (f"{'Lowest' if metric is LOSS_METRIC else 'Best'} val {metric.label}", metric.best_key)
+    for metric in FINAL_METRICS
 )
 
 
@@ -103,9 +101,9 @@ def csv_download(run_id: int) -> Download:
     return Download(f"run_{run_id}_metrics.csv", "text/csv", in_chunks(csv_lines(history)))
 
 
-def json_download(run_id: int) -> Download:
-    """The run's ExperimentResults as a JSON file, the same document as GET /metrics."""
-    document = ExperimentResultsSchema().dump(experiment_results(load_run_results(run_id)))
+def json_download(run_id: int, dump: Callable[[dict[str, Any]], Any]) -> Download:
+    """The run's ExperimentResults as a JSON file, shaped by dump as GET /metrics shapes it."""
+    document = dump(experiment_results(load_run_results(run_id)))
     pieces = json.JSONEncoder(indent=2).iterencode(document)
     return Download(f"run_{run_id}_results.json", "application/json", in_chunks(pieces))
 
@@ -161,7 +159,7 @@ def _confusion_lines(matrix: Mapping[str, Any] | None) -> Iterator[str]:
     if matrix is None:
         yield "(not logged)\n"
         return
-    for label, key in CONFUSION_COUNTS:
+    for label, key in COUNT_LABELS:
         yield _line(label, metric_text(matrix[key]))
     for label, key, interval_key in CONFUSION_STATISTICS:
         interval = _interval(matrix[interval_key]) if interval_key else ""

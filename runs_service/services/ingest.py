@@ -13,26 +13,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from runs_service.catalogue import SERVER_COUNT_FIELDS, SERVER_NUMBER_FIELDS, dataset_type_for
 from runs_service.errors import Conflict, InvalidInput
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
-from runs_service.services.definitions import SERVER_COUNT_FIELDS, dataset_type_for
 from runs_service.services.runs import get_run
 from runs_service.services.summaries import refresh_run_summary
 from runs_service.services.upsert import BatchResult, dialect_insert, upsert
 
-EVALUATION_VALUE_FIELDS = (
-    "loss",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1_score",
-    "auroc",
-    *SERVER_COUNT_FIELDS,
-    "num_samples",
-    "evaluation_time",
-    "additional_metrics",
-)
+EVALUATION_VALUE_FIELDS = (*SERVER_NUMBER_FIELDS, "evaluation_time", "additional_metrics")
 
 
 def reject_duplicates(items: Sequence[Hashable], collection: str, what: str) -> None:

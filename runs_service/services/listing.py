@@ -8,6 +8,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select
 
+from runs_service.catalogue import (
+    BEST_SORT_KEYS,
+    DEFAULT_LIST_LIMIT,
+    LIST_SORT_KEYS,
+    SORT_ORDERS,
+)
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
 from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
@@ -18,14 +24,6 @@ from runs_service.services.definitions import (
     duration_minutes,
 )
 from runs_service.services.summaries import FINAL_COUNT_COLUMNS
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-SORT_ORDERS = ("asc", "desc")
-# sort_by value -> RunSummary column it sorts by.
-BEST_SORT_KEYS = {"best_val_accuracy": "best_accuracy", "best_val_recall": "best_recall"}
-RUN_SORT_KEYS = ("start_time", "end_time", "id", "status", "training_mode", "duration")
-SORT_KEYS = (*RUN_SORT_KEYS, *BEST_SORT_KEYS)
 
 _PAGE_COLUMNS = (
     Run.id,
@@ -50,7 +48,7 @@ _PAGE_COLUMNS = (
 def _sort_key(sort_by: str) -> tuple[ColumnElement[Any], bool]:
     """The column a sort key orders by, and whether it can be null."""
     if sort_by in BEST_SORT_KEYS:
-        return getattr(RunSummary, BEST_SORT_KEYS[sort_by]), True
+        return getattr(RunSummary, f"best_{BEST_SORT_KEYS[sort_by]}"), True
     if sort_by == "duration":
         return run_stats.duration_seconds(Run.start_time, Run.end_time), True
     return getattr(Run, sort_by), sort_by == "end_time"
@@ -122,7 +120,7 @@ def _summary(run: Row) -> dict[str, Any]:
 
 def list_runs(
     *,
-    limit: int = DEFAULT_LIMIT,
+    limit: int = DEFAULT_LIST_LIMIT,
     offset: int = 0,
     status: RunStatus | None = None,
     training_mode: TrainingMode | None = None,
@@ -135,8 +133,8 @@ def list_runs(
 
     Two statements whatever the page size: the count and the page with its stored facts.
     """
-    if sort_by not in SORT_KEYS:
-        raise InvalidInput(f"sort_by must be one of {', '.join(SORT_KEYS)}.")
+    if sort_by not in LIST_SORT_KEYS:
+        raise InvalidInput(f"sort_by must be one of {', '.join(LIST_SORT_KEYS)}.")
     if sort_order not in SORT_ORDERS:
         raise InvalidInput("sort_order must be asc or desc.")
     given = {

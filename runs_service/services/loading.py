@@ -1,23 +1,22 @@
-"""Loading prepared runs (demo data) through the same validation and writes as the API."""
+"""Loading prepared runs (demo data) through the same writes as the API.
+
+The caller hands over bodies already loaded by the API's own schemas (the CLI does),
+so a prepared run passes exactly the validation a client's requests would.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import exists, select
 
-from runs_service.demo_data import DemoRun, results_document
-from runs_service.errors import InvalidInput
+from runs_service.catalogue import MAX_METRICS_PER_BATCH
+from runs_service.demo_data import results_document
 from runs_service.extensions import db
 from runs_service.models import Run
-from runs_service.schemas.ingest import (
-    MAX_METRICS_PER_BATCH,
-    ClientBatchSchema,
-    MetricBatchSchema,
-    ServerEvaluationBatchSchema,
-)
-from runs_service.schemas.runs import RunCreateSchema
 from runs_service.services import ingest
 from runs_service.services.backfill import results_file_name
 from runs_service.services.runs import create_run
@@ -27,26 +26,20 @@ def database_is_empty() -> bool:
     return not db.session.scalar(select(exists().where(Run.id.is_not(None))))
 
 
-def _validated(schema, body: dict) -> dict:
-    errors = schema.validate(body)
-    if errors:
-        raise InvalidInput("Demo data does not pass the API's validation.", errors)
-    return schema.load(body)
-
-
-def load_demo_run(demo_run: DemoRun) -> int:
+def load_run(
+    fields: dict[str, Any],
+    clients: Sequence[dict[str, Any]],
+    metrics: Sequence[dict[str, Any]],
+    evaluations: Sequence[dict[str, Any]],
+) -> int:
     """Create one run with its clients, metrics and server evaluations; returns its id."""
-    run = create_run(_validated(RunCreateSchema(), demo_run.run))
-    if demo_run.clients:
-        body = _validated(ClientBatchSchema(), {"clients": demo_run.clients})
-        ingest.register_clients(run.id, body["clients"])
-    for start in range(0, len(demo_run.metrics), MAX_METRICS_PER_BATCH):
-        chunk = demo_run.metrics[start : start + MAX_METRICS_PER_BATCH]
-        body = _validated(MetricBatchSchema(), {"metrics": chunk})
-        ingest.log_metrics(run.id, body["metrics"])
-    if demo_run.evaluations and not demo_run.evaluations_in_results_file:
-        body = _validated(ServerEvaluationBatchSchema(), {"evaluations": demo_run.evaluations})
-        ingest.log_server_evaluations(run.id, body["evaluations"])
+    run = create_run(fields)
+    if clients:
+        ingest.register_clients(run.id, clients)
+    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        ingest.log_metrics(run.id, metrics[start : start + MAX_METRICS_PER_BATCH])
+    if evaluations:
+        ingest.log_server_evaluations(run.id, evaluations)
     return run.id
 
 

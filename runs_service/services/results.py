@@ -12,12 +12,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from runs_service.catalogue import (
+    CENTRALIZED_METRIC_NAMES,
+    SERVER_NUMBER_FIELDS,
+    VALIDATION_METRICS,
+)
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
 from runs_service.services.definitions import (
-    CENTRALIZED_METRIC_NAMES,
-    SERVER_COUNT_FIELDS,
-    SERVER_METRIC_FIELDS,
     CentralizedView,
     FederatedView,
     client_count,
@@ -31,14 +33,7 @@ from runs_service.services.runs import get_run
 
 EVALUATION_COLUMNS = tuple(
     getattr(ServerEvaluation, name)
-    for name in (
-        "round_number",
-        *SERVER_METRIC_FIELDS,
-        *SERVER_COUNT_FIELDS,
-        "num_samples",
-        "evaluation_time",
-        "additional_metrics",
-    )
+    for name in ("round_number", *SERVER_NUMBER_FIELDS, "evaluation_time", "additional_metrics")
 )
 # metadata key -> final_metrics key it repeats.
 FINAL_METADATA_SOURCES = (
@@ -50,14 +45,7 @@ FINAL_METADATA_SOURCES = (
     ("final_loss", "loss"),
 )
 # federated-rounds metrics key -> server-evaluation field.
-ROUND_METRIC_SOURCES = (
-    ("loss", "loss"),
-    ("accuracy", "accuracy"),
-    ("precision", "precision"),
-    ("recall", "recall"),
-    ("f1", "f1_score"),
-    ("auroc", "auroc"),
-)
+ROUND_METRIC_SOURCES = tuple((metric.key, metric.server_field) for metric in VALIDATION_METRICS)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 Pure and bounded: no I/O, no eval. A round's metrics are a JSON object or the
 legacy Python-literal string (the repr of a dict or of Flower's MetricRecord),
-which a small hand-written tokenizer reads. Every failure is a ResultsFileError.
+which a small hand-written tokenizer reads. Every round then passes the rules of
+POST /api/runs/{run_id}/server-evaluations (checked here with plain functions; a
+property test holds them to the batch route's schema). Every failure is a
+ResultsFileError.
 """
 
 from __future__ import annotations
@@ -13,40 +16,33 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import ValidationError
-
+from runs_service.catalogue import (
+    LOSS_METRIC,
+    MAX_ABS_NUMBER,
+    MAX_COUNT,
+    MAX_KEYS_PER_ROUND,
+    MAX_METRIC_NAME_LENGTH,
+    MAX_RESULTS_ROUNDS,
+    MAX_ROUND,
+    MAX_ROUND_LIST_LENGTH,
+    MAX_ROUND_TEXT_LENGTH,
+    NUM_SAMPLES_FIELD,
+    RESULTS_FILE_FIELDS,
+    RESULTS_SERVER_SECTION,
+    SCORE_METRICS,
+    SERVER_COUNT_FIELDS,
+)
 from runs_service.errors import InvalidInput
-from runs_service.models.metric import MAX_METRIC_NAME_LENGTH
-from runs_service.schemas.fields import MAX_ROUND
-from runs_service.schemas.ingest import ServerEvaluationSchema
 
-SERVER_SECTION = "evaluate_metrics_serverapp"
-MAX_ROUNDS = 10_000
-MAX_ROUND_TEXT_LENGTH = 64 * 1024
-MAX_KEYS_PER_ROUND = 128
-MAX_LIST_LENGTH = 1_000
+SERVER_SECTION = RESULTS_SERVER_SECTION
 MAX_NUMBER_LENGTH = 64
 MAX_ABS_INTEGER = 2**63 - 1
 # Problems named in an error message before the rest are summarised.
 MESSAGE_PROBLEM_LIMIT = 3
 
-FIELD_FOR_KEY = {
-    "server_loss": "loss",
-    "server_accuracy": "accuracy",
-    "server_precision": "precision",
-    "server_recall": "recall",
-    "server_f1": "f1_score",
-    "server_auroc": "auroc",
-    "server_cm_tp": "true_positives",
-    "server_cm_tn": "true_negatives",
-    "server_cm_fp": "false_positives",
-    "server_cm_fn": "false_negatives",
-    "num_samples": "num_samples",
-}
-KEY_FOR_FIELD = {field: key for key, field in FIELD_FOR_KEY.items()}
-COUNT_FIELDS = frozenset(
-    {"true_positives", "true_negatives", "false_positives", "false_negatives", "num_samples"}
-)
+KEY_FOR_FIELD = {field: key for key, field in RESULTS_FILE_FIELDS.items()}
+COUNT_FIELDS = frozenset({*SERVER_COUNT_FIELDS, NUM_SAMPLES_FIELD})
+SCORE_FIELDS = tuple(metric.server_field for metric in SCORE_METRICS)
 NUMPY_FLOATS = frozenset({"float64", "float32"})
 NUMPY_INTEGERS = frozenset({"int64", "int32"})
 
@@ -58,7 +54,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ROUND_KEY = re.compile(r"0|[1-9][0-9]*")
 _NON_FINITE = re.compile(r"[-+]?(?:nan|inf|NaN|Infinity)\b")
 _WHITESPACE = " \t\r\n"
-_SCHEMA = ServerEvaluationSchema()
 
 
 class ResultsFileError(InvalidInput):
@@ -90,8 +85,8 @@ def _checked_value(key: str, value: Any) -> MetricValue:
     if value is None:
         return None
     if isinstance(value, list):
-        if len(value) > MAX_LIST_LENGTH:
-            raise _Invalid(f"{key} has more than {MAX_LIST_LENGTH} items")
+        if len(value) > MAX_ROUND_LIST_LENGTH:
+            raise _Invalid(f"{key} has more than {MAX_ROUND_LIST_LENGTH} items")
         return [_bounded_number(item, key) for item in value]
     return _bounded_number(value, key)
 
@@ -176,8 +171,8 @@ class _LiteralParser:
             self.position += 1
             items: list[Number] = []
             while self.peek() != "]":
-                if len(items) >= MAX_LIST_LENGTH:
-                    raise self.fail(f"{_shorten(key)} has more than {MAX_LIST_LENGTH} items")
+                if len(items) >= MAX_ROUND_LIST_LENGTH:
+                    raise self.fail(f"{_shorten(key)} has more than {MAX_ROUND_LIST_LENGTH} items")
                 items.append(self.scalar(allow_none=False))
                 if self.peek() != ",":
                     break
@@ -283,7 +278,7 @@ def _evaluation(round_number: int, metrics: Mapping[str, MetricValue]) -> dict[s
     evaluation: dict[str, Any] = {"round_number": round_number}
     additional: dict[str, Number | list[Number]] = {}
     for key, value in metrics.items():
-        field = FIELD_FOR_KEY.get(key)
+        field = RESULTS_FILE_FIELDS.get(key)
         if field is None:
             if value is not None:
                 additional[key] = value
@@ -300,26 +295,77 @@ def _evaluation(round_number: int, metrics: Mapping[str, MetricValue]) -> dict[s
     return evaluation
 
 
-def _validated(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The batch route's own validation (ServerEvaluationSchema), with the file's names."""
+def _range_problem(value: Number, low: Number, high: Number) -> str | None:
+    """The batch route's wording of a value out of [low, high], or None when inside."""
+    if low <= value <= high:
+        return None
+    return f"Must be greater than or equal to {low} and less than or equal to {high}"
+
+
+def _key_problem(key: str) -> str | None:
+    """Why a database could not store an additional metric's name, or None."""
+    if "\x00" in key:
+        return "Must not contain the NUL character (\\u0000)"
     try:
-        return _SCHEMA.load(evaluation)
-    except ValidationError as error:
-        messages = error.normalized_messages()
-        reasons = []
-        for field, problems in messages.items():
-            name = KEY_FOR_FIELD.get(field, field)
-            text = " ".join(str(problem).rstrip(".") for problem in _flat(problems))
-            reasons.append(f"{name}: {text}")
-        raise _Invalid("; ".join(reasons)) from None
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Must be valid Unicode text (no unpaired surrogate)"
+    return None
 
 
-def _flat(problems: Any) -> list[Any]:
-    if isinstance(problems, dict):
-        return [item for value in problems.values() for item in _flat(value)]
-    if isinstance(problems, list):
-        return [item for value in problems for item in _flat(value)]
-    return [problems]
+def _additional_problem(additional: Mapping[str, MetricValue]) -> str | None:
+    """The batch route's check of additional_metrics beyond what the parser ensured."""
+    problems = [problem for problem in map(_key_problem, additional) if problem]
+    if problems:
+        return " ".join(problems)
+    for key, value in additional.items():
+        numbers = value if isinstance(value, list) else [value]
+        if any(abs(number) > MAX_ABS_NUMBER for number in numbers):
+            return f"{key} must lie within ±2^53"
+    return None
+
+
+def _validated(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The batch route's rules for a server evaluation, worded with the file's names.
+
+    The parser has already made every value a number within ±2^63 (counts whole), so
+    what is left are the bounds of SPEC §4.0, in the order the batch route checks them.
+    """
+    problems: dict[str, str] = {}
+    loss = LOSS_METRIC.server_field
+    if evaluation.get(loss) is not None:
+        evaluation[loss] = float(evaluation[loss])
+        problem = _range_problem(evaluation[loss], -MAX_ABS_NUMBER, MAX_ABS_NUMBER)
+        if problem:
+            problems[loss] = problem
+    for field in SCORE_FIELDS:
+        if evaluation.get(field) is not None:
+            evaluation[field] = float(evaluation[field])
+            problem = _range_problem(evaluation[field], 0.0, 1.0)
+            if problem:
+                problems[field] = problem
+    for field in (*SERVER_COUNT_FIELDS, NUM_SAMPLES_FIELD):
+        if evaluation.get(field) is not None:
+            problem = _range_problem(evaluation[field], 0, MAX_COUNT)
+            if problem:
+                problems[field] = problem
+    if evaluation.get("additional_metrics") is not None:
+        problem = _additional_problem(evaluation["additional_metrics"])
+        if problem:
+            problems["additional_metrics"] = problem
+    counts = [evaluation.get(field) for field in SERVER_COUNT_FIELDS]
+    if not problems and None not in counts and sum(counts) > MAX_COUNT:
+        problems[NUM_SAMPLES_FIELD] = (
+            f"The four counts add up to {sum(counts):,}; a confusion matrix holds at "
+            f"most {MAX_COUNT:,} samples"
+        )
+    if problems:
+        raise _Invalid(
+            "; ".join(
+                f"{KEY_FOR_FIELD.get(field, field)}: {text}" for field, text in problems.items()
+            )
+        )
+    return evaluation
 
 
 def parse_round(key: Any, metrics: Any) -> dict[str, Any]:
@@ -343,8 +389,8 @@ def parse_results_document(document: Any) -> list[dict[str, Any]]:
             f"The results document has no server evaluations: '{SERVER_SECTION}' must be "
             "a non-empty object mapping round numbers to metrics."
         )
-    if len(section) > MAX_ROUNDS:
-        raise ResultsFileError(f"The results document has more than {MAX_ROUNDS:,} rounds.")
+    if len(section) > MAX_RESULTS_ROUNDS:
+        raise ResultsFileError(f"The results document has more than {MAX_RESULTS_ROUNDS:,} rounds.")
     evaluations: list[dict[str, Any]] = []
     problems: dict[str, list[str]] = {}
     for key, metrics in section.items():

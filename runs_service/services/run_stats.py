@@ -18,9 +18,6 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from runs_service.models import Run
 
-# The scores a run has a stored best of (RunSummary.best_<score>).
-SCORES = ("accuracy", "precision", "recall", "f1", "auroc")
-
 # Run filters by name; each compares a column with the bind parameter of that name.
 RUN_FILTERS: dict[str, Callable[[], ColumnElement[bool]]] = {
     "status": lambda: Run.status == bindparam("status"),

@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import delete
 
+from runs_service.catalogue import MAX_RUN_ID
 from runs_service.errors import InvalidInput, RunNotFound
 from runs_service.extensions import db
 from runs_service.models import Run, RunSummary
 from runs_service.models.types import utc_now
-from runs_service.schemas.fields import MAX_RUN_ID
 
 
 def get_run(run_id: int, *, for_update: bool = False) -> Run:

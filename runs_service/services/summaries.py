@@ -6,21 +6,16 @@ from typing import Any
 
 from sqlalchemy import ScalarSelect, func, select
 
+from runs_service.catalogue import SCORE_METRICS, SERVER_COUNT_FIELDS
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, RunSummary
 from runs_service.models.types import utc_now
-from runs_service.services.definitions import SERVER_COUNT_FIELDS, CentralizedView, FederatedView
+from runs_service.services.definitions import CentralizedView, FederatedView
 from runs_service.services.results import load_history_view
 from runs_service.services.upsert import dialect_insert
 
 # RunSummary column -> key of a history view's bests.
-BEST_COLUMNS = (
-    ("best_accuracy", "best_val_accuracy"),
-    ("best_precision", "best_val_precision"),
-    ("best_recall", "best_val_recall"),
-    ("best_f1", "best_val_f1"),
-    ("best_auroc", "best_val_auroc"),
-)
+BEST_COLUMNS = tuple((f"best_{metric.key}", metric.best_key) for metric in SCORE_METRICS)
 FINAL_COUNT_COLUMNS = tuple((f"final_{name}", name) for name in SERVER_COUNT_FIELDS)
 
 

@@ -22,13 +22,6 @@ class BatchResult:
     updated: int = 0
     unchanged: int = 0
 
-    def __add__(self, other: BatchResult) -> BatchResult:
-        return BatchResult(
-            self.inserted + other.inserted,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-        )
-
 
 def dialect_insert(session: Session, table: Table):
     """The dialect's own insert, which knows ON CONFLICT."""

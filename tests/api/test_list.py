@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
+from runs_service.catalogue import LIST_SORT_KEYS as SORT_KEYS
 from runs_service.extensions import db
 from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
 from runs_service.services import ingest
 from runs_service.services.definitions import summarize_centralized, summarize_federated
-from runs_service.services.listing import SORT_KEYS
 from runs_service.services.runs import create_run as create_run_record
 from tests.helpers import log_metrics
 

@@ -1,29 +1,32 @@
 """Table-driven tests of the SPEC §3 definitions, with no app and no database."""
 
+import math
 import random
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from runs_service.services.definitions import (
-    CENTRALIZED_HISTORY_FIELDS,
+from runs_service.catalogue import (
     CENTRALIZED_METRIC_NAMES,
+    canonical_metric_name,
+    dataset_type_for,
+    is_count_name,
+    is_score_name,
+)
+from runs_service.catalogue import HISTORY_FIELDS as CENTRALIZED_HISTORY_FIELDS
+from runs_service.services.definitions import (
     CSV_COLUMNS,
-    average,
+    HistoryEntry,
     best,
     best_value_and_round,
-    build_centralized_history,
-    canonical_metric_name,
     client_count,
     confusion_statistics,
     confusion_statistics_or_none,
     csv_row,
     csv_safe_cell,
-    dataset_type_for,
     difference,
     duration_minutes,
-    is_count_name,
-    is_score_name,
     round4,
     server_evaluation_entry,
     server_evaluation_summary,
@@ -34,6 +37,21 @@ from runs_service.services.definitions import (
 )
 
 NO_BEST = {"value": None, "round": None}
+
+
+def average(values: Iterable[float | None]) -> float | None:
+    """The mean of the present values to 4 places, or None when there are none."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    return round4(math.fsum(present) / len(present))
+
+
+def build_centralized_history(
+    points: Iterable[tuple[str, int, float | None]],
+) -> list[HistoryEntry]:
+    """One history entry per epoch, ascending, from (name, step, value) points."""
+    return summarize_centralized(points).history
 
 
 def evaluation(round_number, **fields):

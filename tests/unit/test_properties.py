@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from werkzeug.exceptions import HTTPException
 
 from runs_service.api.blueprint import check_document, may_need_check
+from runs_service.catalogue import MAX_KEYS_PER_ROUND
+from runs_service.catalogue import MAX_ROUND_LIST_LENGTH as MAX_LIST_LENGTH
 from runs_service.services.definitions import (
     FORMULA_PREFIXES,
     confusion_statistics,
@@ -27,8 +29,6 @@ from runs_service.services.definitions import (
 )
 from runs_service.services.results_file import (
     MAX_ABS_INTEGER,
-    MAX_KEYS_PER_ROUND,
-    MAX_LIST_LENGTH,
     ResultsFileError,
     parse_metrics_literal,
     parse_results_document,

@@ -8,13 +8,19 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
+from runs_service.catalogue import MAX_KEYS_PER_ROUND, MAX_ROUND_TEXT_LENGTH
+from runs_service.catalogue import MAX_ROUND_LIST_LENGTH as MAX_LIST_LENGTH
+from runs_service.schemas.ingest import ServerEvaluationSchema
 from runs_service.services.results_file import (
-    MAX_KEYS_PER_ROUND,
-    MAX_LIST_LENGTH,
-    MAX_ROUND_TEXT_LENGTH,
+    COUNT_FIELDS,
+    KEY_FOR_FIELD,
+    SCORE_FIELDS,
     SERVER_SECTION,
     ResultsFileError,
+    _Invalid,
+    _validated,
     load_results_json,
     parse_metrics_literal,
     parse_results_document,
@@ -278,3 +284,78 @@ def test_document_parser_raises_only_its_own_error(rounds):
     except ResultsFileError:
         return
     assert len(evaluations) == len(rounds)
+
+
+# --- the plain validation of a round equals the batch route's schema -----------------------
+
+
+def _schema_verdict(evaluation):
+    """What the batch route's ServerEvaluationSchema says, worded as the parser words it."""
+    try:
+        return ServerEvaluationSchema().load(evaluation)
+    except ValidationError as error:
+        reasons = []
+        for field, problems in error.normalized_messages().items():
+            name = KEY_FOR_FIELD.get(field, field)
+            text = " ".join(str(problem).rstrip(".") for problem in _flat(problems))
+            reasons.append(f"{name}: {text}")
+        return "; ".join(reasons)
+
+
+def _flat(problems):
+    if isinstance(problems, dict):
+        return [item for value in problems.values() for item in _flat(value)]
+    if isinstance(problems, list):
+        return [item for value in problems for item in _flat(value)]
+    return [problems]
+
+
+def _plain_verdict(evaluation):
+    try:
+        return _validated(dict(evaluation))
+    except _Invalid as problem:
+        return str(problem)
+
+
+wide_integers = st.integers(-(2**63) + 1, 2**63 - 1)
+edge_integers = st.sampled_from([0, 1, -1, 2**31 - 1, 2**31, 2**53, 2**53 + 1, -(2**53) - 1])
+parsed_numbers = st.one_of(
+    wide_integers, edge_integers, st.floats(allow_nan=False, allow_infinity=False)
+)
+count_values = st.one_of(wide_integers, edge_integers, st.integers(0, 2**31 - 1))
+evaluation_fields = {
+    **{field: st.none() | parsed_numbers for field in ("loss", *SCORE_FIELDS)},
+    **{field: st.none() | count_values for field in COUNT_FIELDS},
+    "additional_metrics": st.dictionaries(
+        st.text(min_size=1, max_size=8) | st.sampled_from(["a\x00b", "\ud800", "ok"]),
+        parsed_numbers | st.lists(parsed_numbers, max_size=3),
+        min_size=1,
+        max_size=4,
+    ),
+}
+
+
+@settings(max_examples=300)
+@given(
+    st.fixed_dictionaries(
+        {"round_number": st.integers(0, 10**6)},
+        optional=evaluation_fields,
+    )
+)
+def test_a_rounds_plain_validation_gives_the_batch_routes_verdict(evaluation):
+    assert _plain_verdict(evaluation) == _schema_verdict(evaluation)
+
+
+@pytest.mark.parametrize(
+    "evaluation",
+    [
+        {"round_number": 1, "true_positives": 2**31 - 1, "true_negatives": 1,
+         "false_positives": 0, "false_negatives": 0},
+        {"round_number": 1, "loss": 2**60, "accuracy": 2, "true_positives": -1},
+        {"round_number": 1, "additional_metrics": {"a\x00": 1, "b": 2**60}},
+        {"round_number": 1, "additional_metrics": {"b": [1, 2**60], "c": 2**61}},
+        {"round_number": 1, "loss": 1, "accuracy": 1, "auroc": 0},
+    ],
+)  # fmt: skip
+def test_a_rounds_plain_validation_on_the_edges(evaluation):
+    assert _plain_verdict(evaluation) == _schema_verdict(evaluation)

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from runs_service.catalogue import SCORE_KEYS
 from runs_service.models import Run
 from runs_service.services import run_stats
 from runs_service.services.definitions import BEST_METRIC_SOURCES
@@ -15,8 +16,8 @@ def test_every_score_has_a_stored_best_and_a_history_field():
     from runs_service.models import RunSummary
     from runs_service.services.summaries import BEST_COLUMNS
 
-    assert [column for column, _ in BEST_COLUMNS] == [f"best_{score}" for score in run_stats.SCORES]
-    for score in run_stats.SCORES:
+    assert [column for column, _ in BEST_COLUMNS] == [f"best_{score}" for score in SCORE_KEYS]
+    for score in SCORE_KEYS:
         assert hasattr(RunSummary, f"best_{score}")
     assert {key for _, key in BEST_COLUMNS} <= {key for key, _, _ in BEST_METRIC_SOURCES}
 
