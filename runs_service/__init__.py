@@ -13,9 +13,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from runs_service import config as configuration
 from runs_service.api import analytics, backfill, health, ingest, listing, results, runs
 from runs_service.api.converters import RunIdConverter, run_id_parameter_schema
-from runs_service.api.docs import BEARER_SCHEME, SchemaPlugin, storable_text_properties
+from runs_service.api.docs import (
+    BEARER_SCHEME,
+    BEARER_SCHEME_SPEC,
+    SchemaPlugin,
+    storable_text_properties,
+)
 from runs_service.cli import register_commands
+from runs_service.cors import register_cors
 from runs_service.errors import register_error_handlers
+from runs_service.etags import register_conditional_reads
 from runs_service.extensions import api, db, migrate
 from runs_service.json_provider import OrjsonProvider
 from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
@@ -24,8 +31,12 @@ from runs_service.security import register_security
 API_DESCRIPTION = """\
 System of record for machine-learning training runs of the pneumonia-detection platform.
 
-Writes need `Authorization: Bearer <token>` (tokens from `RUNS_API_TOKENS`); reads are
-open unless `RUNS_REQUIRE_AUTH_FOR_READS` is set. Every error is JSON
+Writes need `Authorization: Bearer <token>`: a `write` token (`RUNS_API_TOKENS`) for every
+write but deletion, an `admin` token (`RUNS_ADMIN_TOKENS`) for deletion. Reads are open
+unless `RUNS_REQUIRE_AUTH_FOR_READS` is set; then any token (`RUNS_READ_TOKENS` too) reads.
+Every JSON `GET` answer carries an `ETag`; send it back as `If-None-Match` and an unchanged
+answer is `304 Not Modified` with no body. Browsers on the origins in `RUNS_CORS_ORIGINS` may
+call the API (CORS). Every error is JSON
 `{code, status, message, errors?}`. Bodies are `application/json` only and capped by
 `RUNS_MAX_CONTENT_LENGTH` (413). Malformed JSON (NaN and Infinity included) is 400;
 invalid values are 422 naming the item and field.
@@ -56,6 +67,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_security(app)
+    register_conditional_reads(app)
+    register_cors(app)
     register_commands(app)
     if app.config["RUNS_PROXY_COUNT"]:
         hops = app.config["RUNS_PROXY_COUNT"]
@@ -71,7 +84,7 @@ def register_extensions(app: Flask) -> None:
     api.ma_plugin.converter.add_attribute_function(storable_text_properties)
     api.spec.components.schema(JSON_VALUE, JSON_VALUE_SCHEMA)
     api.register_converter(RunIdConverter, run_id_parameter_schema)
-    api.spec.components.security_scheme(BEARER_SCHEME, {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme(BEARER_SCHEME, BEARER_SCHEME_SPEC)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,24 @@ def parse_int(raw: str, name: str, minimum: int = 0) -> int:
 def parse_tokens(raw: str) -> tuple[str, ...]:
     """Split the comma-separated token list, ignoring blanks."""
     return tuple(token.strip() for token in raw.split(",") if token.strip())
+
+
+# An origin as a browser sends it: scheme, host and optional port; no path, no wildcard.
+ORIGIN_PATTERN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def parse_origins(raw: str, name: str) -> tuple[str, ...]:
+    """Split a comma-separated list of exact origins (http[s]://host[:port])."""
+    origins = parse_tokens(raw)
+    for origin in origins:
+        if not ORIGIN_PATTERN.fullmatch(origin):
+            raise ValueError(
+                f"{name} must list exact origins such as http://localhost:3000 "
+                f"(scheme, host, optional port; no path or wildcard), not {origin!r}"
+            )
+    return tuple(origin.lower() for origin in origins)
 
 
 def default_database_url(instance_path: str) -> str:
@@ -97,7 +116,12 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "RUNS_DB_CONNECT_TIMEOUT": connect_timeout,
         "RUNS_DB_STATEMENT_TIMEOUT_MS": statement_timeout_ms,
         "RUNS_RESULTS_DIR": environ.get("RUNS_RESULTS_DIR") or str(Path(instance_path) / "results"),
+        "RUNS_READ_TOKENS": parse_tokens(environ.get("RUNS_READ_TOKENS", "")),
         "RUNS_API_TOKENS": parse_tokens(environ.get("RUNS_API_TOKENS", "")),
+        "RUNS_ADMIN_TOKENS": parse_tokens(environ.get("RUNS_ADMIN_TOKENS", "")),
+        "RUNS_CORS_ORIGINS": parse_origins(
+            environ.get("RUNS_CORS_ORIGINS", ""), "RUNS_CORS_ORIGINS"
+        ),
         "RUNS_REQUIRE_AUTH_FOR_READS": parse_bool(
             environ.get("RUNS_REQUIRE_AUTH_FOR_READS", "false"), "RUNS_REQUIRE_AUTH_FOR_READS"
         ),

@@ -1,7 +1,8 @@
-"""Bearer tokens for writes (and optionally reads), and the JSON-only rule for bodies."""
+"""Bearer tokens with scopes (read, write, admin), and the JSON-only rule for bodies."""
 
 from __future__ import annotations
 
+import enum
 import hmac
 
 from flask import Flask, current_app, request
@@ -34,6 +35,27 @@ def _presented_token() -> str | None:
     return token.strip()
 
 
+class Scope(enum.IntEnum):
+    """What a token may do; each scope includes the ones below it."""
+
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+
+# Configuration key of each scope's tokens, and how a 403 names the scope.
+SCOPE_TOKENS = {
+    Scope.READ: "RUNS_READ_TOKENS",
+    Scope.WRITE: "RUNS_API_TOKENS",
+    Scope.ADMIN: "RUNS_ADMIN_TOKENS",
+}
+SCOPE_NAMES = {
+    Scope.READ: "a read token (RUNS_READ_TOKENS, RUNS_API_TOKENS or RUNS_ADMIN_TOKENS)",
+    Scope.WRITE: "a write token (RUNS_API_TOKENS or RUNS_ADMIN_TOKENS)",
+    Scope.ADMIN: "an admin token (RUNS_ADMIN_TOKENS)",
+}
+
+
 def token_is_valid(presented: str, configured: tuple[str, ...]) -> bool:
     """Compare against every configured token in constant time (no early exit)."""
     presented_bytes = presented.encode()
@@ -41,13 +63,35 @@ def token_is_valid(presented: str, configured: tuple[str, ...]) -> bool:
     return any(matches)
 
 
-def require_token() -> None:
-    """Raise unless the request carries one of the configured bearer tokens."""
-    configured = current_app.config["RUNS_API_TOKENS"]
-    if not configured:
+def token_scope(presented: str, config) -> Scope | None:
+    """The widest scope the token has, or None; every list is compared in full."""
+    granted = [
+        scope for scope, key in SCOPE_TOKENS.items() if token_is_valid(presented, config[key])
+    ]
+    return max(granted, default=None)
+
+
+def required_scope() -> Scope | None:
+    """The scope this request needs, or None when it needs no token."""
+    if request.method == "OPTIONS":
+        # CORS preflights carry no credentials by design: they must never need a token.
+        return None
+    if request.method in READ_METHODS:
+        return Scope.READ if current_app.config["RUNS_REQUIRE_AUTH_FOR_READS"] else None
+    if request.method == "DELETE":
+        return Scope.ADMIN
+    return Scope.WRITE
+
+
+def require_token(needed: Scope) -> None:
+    """Raise unless the request carries a configured bearer token with the needed scope."""
+    config = current_app.config
+    accepted_keys = [key for scope, key in SCOPE_TOKENS.items() if scope >= needed]
+    if not any(config[key] for key in accepted_keys):
         raise Forbidden(
-            "This operation needs an API token, and none is configured: set RUNS_API_TOKENS "
-            "to a comma-separated list of tokens and send 'Authorization: Bearer <token>'."
+            f"This operation needs {SCOPE_NAMES[needed]}, and none is configured: set "
+            f"{SCOPE_TOKENS[needed]} to a comma-separated list of tokens and send "
+            "'Authorization: Bearer <token>'."
         )
     presented = _presented_token()
     if presented is None:
@@ -55,10 +99,20 @@ def require_token() -> None:
             "Send 'Authorization: Bearer <token>' with one of the configured API tokens.",
             headers={"WWW-Authenticate": 'Bearer realm="runs_service"'},
         )
-    if not token_is_valid(presented, configured):
+    scope = token_scope(presented, config)
+    if scope is None:
         raise Unauthorized(
             "The bearer token is not valid.",
             headers={"WWW-Authenticate": 'Bearer realm="runs_service", error="invalid_token"'},
+        )
+    if scope < needed:
+        raise Forbidden(
+            f"This operation needs {SCOPE_NAMES[needed]}; the token sent has only "
+            f"{scope.name.lower()} scope.",
+            headers={
+                "WWW-Authenticate": 'Bearer realm="runs_service", error="insufficient_scope", '
+                f'scope="{needed.name.lower()}"'
+            },
         )
 
 
@@ -76,12 +130,11 @@ def check_request() -> None:
     # Unknown routes and wrong methods answer 404/405 whoever asks: they reveal nothing.
     if request.routing_exception is not None or request.path.startswith(PUBLIC_PATH_PREFIXES):
         return
-    if request.method not in READ_METHODS:
-        require_token()
-        if request.method in BODY_METHODS:
-            require_json_body()
-    elif current_app.config["RUNS_REQUIRE_AUTH_FOR_READS"]:
-        require_token()
+    needed = required_scope()
+    if needed is not None:
+        require_token(needed)
+    if request.method in BODY_METHODS:
+        require_json_body()
 
 
 def register_security(app: Flask) -> None:

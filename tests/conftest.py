@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from runs_service import create_app
 from runs_service.extensions import db
-from tests.helpers import AUTH, create_postgres_database, empty_tables, make_app
+from tests.helpers import ADMIN_AUTH, AUTH, create_postgres_database, empty_tables, make_app
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +84,12 @@ def runner(app: Flask):
 def auth() -> dict[str, str]:
     """Headers of an authenticated writer."""
     return dict(AUTH)
+
+
+@pytest.fixture
+def admin_auth() -> dict[str, str]:
+    """Headers of an admin (the only scope that may delete runs)."""
+    return dict(ADMIN_AUTH)
 
 
 @pytest.fixture

@@ -14,14 +14,20 @@ from runs_service.extensions import db
 
 WRITER_TOKEN = "test-writer-token"
 AUTH = {"Authorization": f"Bearer {WRITER_TOKEN}"}
+READER_TOKEN = "test-reader-token"
+READER_AUTH = {"Authorization": f"Bearer {READER_TOKEN}"}
+ADMIN_TOKEN = "test-admin-token"
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def make_app(database_url: str, tmp_path, **overrides: Any) -> Flask:
-    """An app on the session database with a writer token configured."""
+    """An app on the session database with a reader, a writer and an admin token."""
     config = {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
+        "RUNS_READ_TOKENS": (READER_TOKEN,),
         "RUNS_API_TOKENS": (WRITER_TOKEN,),
+        "RUNS_ADMIN_TOKENS": (ADMIN_TOKEN,),
         "RUNS_RESULTS_DIR": str(tmp_path / "results"),
         **overrides,
     }

@@ -28,7 +28,8 @@ def test_writes_declare_the_bearer_token_and_their_errors(client):
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             if method in ("post", "patch", "delete"):
-                assert operation["security"] == [{"bearerAuth": []}], (method, path)
+                scope = "admin" if method == "delete" else "write"
+                assert operation["security"] == [{"bearerAuth": [scope]}], (method, path)
                 for status in (401, 403, 413, 415):
                     assert str(status) in operation["responses"], (method, path, status)
 

@@ -24,7 +24,7 @@ from sqlalchemy import make_url
 from runs_service import create_app
 from runs_service.config import engine_options, load_config
 from runs_service.extensions import db
-from tests.helpers import AUTH, WRITER_TOKEN
+from tests.helpers import ADMIN_AUTH, ADMIN_TOKEN, AUTH, WRITER_TOKEN
 
 # A connection to this port is refused at once: nothing listens on tcpmux.
 UNREACHABLE_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:1/none"
@@ -71,6 +71,7 @@ def outage_app(database_url: str, tmp_path, **overrides: Any) -> Flask:
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": database_url,
             "RUNS_API_TOKENS": (WRITER_TOKEN,),
+            "RUNS_ADMIN_TOKENS": (ADMIN_TOKEN,),
             "RUNS_RESULTS_DIR": str(tmp_path / "results"),
             "RUNS_DB_CONNECT_TIMEOUT": CONNECT_TIMEOUT_SECONDS,
             **overrides,
@@ -79,12 +80,12 @@ def outage_app(database_url: str, tmp_path, **overrides: Any) -> Flask:
 
 
 def call(app: Flask, method: str, path: str, **kwargs: Any):
-    """Send one request as a writer; returns the response and how long it took."""
+    """Send one request as an admin (every scope); returns the response and how long it took."""
     started = time.monotonic()
     response = app.test_client().open(
         path.replace("{run_id}", str(kwargs.pop("run_id", RUN_ID))),
         method=method.upper(),
-        headers=AUTH,
+        headers=ADMIN_AUTH,
         **kwargs,
     )
     return response, time.monotonic() - started

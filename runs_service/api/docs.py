@@ -13,6 +13,16 @@ from marshmallow import fields
 from runs_service.schemas.fields import JSON_VALUE_REF, NUL_FREE_PATTERN
 
 BEARER_SCHEME = "bearerAuth"
+# OpenAPI 3.1 lets a non-OAuth security requirement list the roles it needs: the scope.
+BEARER_SCHEME_SPEC = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A token from the service's configuration. Scopes: `read` "
+    "(`RUNS_READ_TOKENS`: reads, when `RUNS_REQUIRE_AUTH_FOR_READS` is on), `write` "
+    "(`RUNS_API_TOKENS`: reads and every write except deletion), `admin` "
+    "(`RUNS_ADMIN_TOKENS`: everything, deletion included). Each operation lists the "
+    "scope it needs; a valid token without it gets 403 naming that scope.",
+}
 # Every write can meet these before its own logic runs (runs_service.security, Flask).
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 
@@ -30,12 +40,12 @@ def error_responses(blp, *codes: int) -> Callable:
     return decorate
 
 
-def write_operation(blp, *codes: int) -> Callable:
-    """Mark a view as a token-protected write and document its errors."""
+def write_operation(blp, *codes: int, scope: str = "write") -> Callable:
+    """Mark a view as a write needing a token of this scope and document its errors."""
 
     def decorate(view: Callable) -> Callable:
         view = error_responses(blp, *WRITE_ERRORS, *codes)(view)
-        return blp.doc(security=[{BEARER_SCHEME: []}])(view)
+        return blp.doc(security=[{BEARER_SCHEME: [scope]}])(view)
 
     return decorate
 
@@ -74,5 +84,33 @@ class SchemaConverter(OpenAPIConverter):
         return jsonschema
 
 
+ETAG_HEADER = {
+    "description": "Names this version of the answer; send it back as If-None-Match.",
+    "schema": {"type": "string"},
+}
+NOT_MODIFIED_RESPONSE = {
+    "description": "Not Modified: the request's If-None-Match header names the answer's "
+    "current ETag; no body.",
+    "headers": {"ETag": ETAG_HEADER},
+}
+
+
+def document_conditional_read(operation: dict) -> None:
+    """State the ETag and the 304 of a JSON GET (runs_service.etags; not streamed files)."""
+    responses = operation.get("responses", {})
+    ok = responses.get(200, responses.get("200"))  # flask-smorest keys codes as integers
+    if not isinstance(ok, dict) or "application/json" not in ok.get("content", {}):
+        return
+    if "Content-Disposition" in ok.get("headers", {}):
+        return  # a streamed download: generated while sent, it has no ETag
+    ok.setdefault("headers", {})["ETag"] = ETAG_HEADER
+    responses[304] = NOT_MODIFIED_RESPONSE
+
+
 class SchemaPlugin(MarshmallowPlugin):
     Converter = SchemaConverter
+
+    def operation_helper(self, path=None, operations=None, **kwargs) -> None:
+        super().operation_helper(path=path, operations=operations, **kwargs)
+        if operations and "get" in operations:
+            document_conditional_read(operations["get"])

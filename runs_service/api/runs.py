@@ -47,7 +47,10 @@ class RunById(MethodView):
         return run_service.update_run(run_id, changes)
 
     @blp.response(204)
-    @write_operation(blp, 404)
+    @write_operation(blp, 404, scope="admin")
     def delete(self, run_id):
-        """Delete a run with its metrics, server evaluations and clients."""
+        """Delete a run with its metrics, server evaluations and clients.
+
+        Needs an admin token (`RUNS_ADMIN_TOKENS`); a write token gets 403.
+        """
         run_service.delete_run(run_id)

@@ -463,4 +463,4 @@ def test_openapi_documents_the_route_and_its_errors(client):
     assert [parameter["name"] for parameter in operation["parameters"]] == ["dry_run"]
     assert "RUNS_MAX_RESULTS_FILE_BYTES" in operation["description"]
     assert "symbolic link" in operation["description"]
-    assert operation["security"] == [{"bearerAuth": []}]
+    assert operation["security"] == [{"bearerAuth": ["write"]}]

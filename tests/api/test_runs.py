@@ -104,9 +104,10 @@ def test_invalid_run_fields_are_named(client, auth, row_counts):
     assert row_counts() == before
 
 
-def test_unknown_run_returns_404_json(client, auth):
+def test_unknown_run_returns_404_json(client, auth, admin_auth):
     for method in ("get", "patch", "delete"):
-        response = getattr(client, method)("/api/runs/424242", json={}, headers=auth)
+        headers = admin_auth if method == "delete" else auth
+        response = getattr(client, method)("/api/runs/424242", json={}, headers=headers)
         assert response.status_code == 404
         assert response.get_json() == {
             "code": 404,
@@ -122,7 +123,33 @@ def test_out_of_range_run_ids_are_404_not_500(client):
         assert response.is_json
 
 
-def test_delete_removes_the_run_and_everything_it_owns(client, auth, create_run, row_counts):
+def test_out_of_range_run_ids_are_the_same_404_on_every_route_and_method(client, admin_auth):
+    expected = client.get("/api/runs/2147483648").get_json()
+    assert expected["code"] == 404
+    routes = [
+        "/api/runs/{id}",
+        "/api/runs/{id}/metrics",
+        "/api/runs/{id}/server-evaluations",
+        "/api/runs/{id}/server-evaluation",
+        "/api/runs/{id}/clients",
+        "/api/runs/{id}/federated-rounds",
+        "/api/runs/{id}/download/csv",
+        "/api/runs/backfill/{id}/server-evaluations",
+    ]
+    for run_id in ("0", "007", str(2**31), "18446744073709551616", "9" * 40):
+        for route in routes:
+            for method in ("get", "post", "patch", "delete", "put"):
+                response = getattr(client, method)(
+                    route.format(id=run_id), json={}, headers=admin_auth
+                )
+                assert response.status_code == 404, (method, route, run_id)
+                assert response.get_json() == expected, (method, route, run_id)
+                assert "Allow" not in response.headers
+
+
+def test_delete_removes_the_run_and_everything_it_owns(
+    client, auth, admin_auth, create_run, row_counts
+):
     run = create_run("federated")
     other = create_run("federated")
     for run_id in (run["id"], other["id"]):
@@ -160,7 +187,7 @@ def test_delete_removes_the_run_and_everything_it_owns(client, auth, create_run,
         "run_summaries": 2,
     }
 
-    response = client.delete(f"/api/runs/{run['id']}", headers=auth)
+    response = client.delete(f"/api/runs/{run['id']}", headers=admin_auth)
     assert response.status_code == 204
     assert response.data == b""
     assert client.get(f"/api/runs/{run['id']}").status_code == 404

@@ -52,7 +52,7 @@ def test_any_configured_token_is_accepted(app_with):
 
 
 def test_with_no_token_configured_writes_are_403_saying_how_to_enable_them(app_with):
-    app = app_with(RUNS_API_TOKENS=())
+    app = app_with(RUNS_READ_TOKENS=(), RUNS_API_TOKENS=(), RUNS_ADMIN_TOKENS=())
     response = app.test_client().post(
         "/api/runs",
         json={"training_mode": "centralized"},

@@ -455,6 +455,35 @@ def test_json_is_gzipped_for_clients_that_accept_it(deployment):
     assert json.loads(gzip.decompress(compressed.body)) == plain.json()
 
 
+def test_conditional_reads_answer_304_through_nginx_gzip_and_all(deployment):
+    port = deployment.nginx_port
+    run_id = create_run(port, run_description="polled through nginx").json()["id"]
+    logged = post_json(port, f"/api/runs/{run_id}/metrics", {"metrics": history_points(20)})
+    assert logged.status == 200, logged.body
+    url = f"/api/runs/{run_id}/metrics"
+    gzipped = {"Accept-Encoding": "gzip"}
+
+    compressed = call(port, "GET", url, headers=gzipped)
+    plain = call(port, "GET", url)
+    assert compressed.headers["Content-Encoding"] == "gzip"  # big enough for gzip_min_length
+    # nginx's gzip weakens the app's strong ETag; both name the same answer.
+    weak_etag, strong_etag = compressed.headers["ETag"], plain.headers["ETag"]
+    assert weak_etag == f"W/{strong_etag}"
+
+    for etag in (weak_etag, strong_etag):
+        for headers in (gzipped, {}):
+            again = call(port, "GET", url, headers={**headers, "If-None-Match": etag})
+            assert again.status == 304, (etag, headers)
+            assert again.body == b""
+
+    more = post_json(port, f"/api/runs/{run_id}/metrics", {"metrics": history_points(21)})
+    assert more.status == 200, more.body
+    changed = call(port, "GET", url, headers={**gzipped, "If-None-Match": weak_etag})
+    assert changed.status == 200
+    assert changed.headers["ETag"] != weak_etag
+    assert json.loads(gzip.decompress(changed.body))["total_epochs"] == 21
+
+
 def test_probes_answer_through_nginx(deployment):
     ready = call(deployment.nginx_port, "GET", "/readyz")
     alive = call(deployment.nginx_port, "GET", "/healthz")

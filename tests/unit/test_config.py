@@ -59,3 +59,32 @@ def test_booleans(raw, expected):
 def test_bad_values_fail_loudly_naming_the_variable(tmp_path, environ):
     with pytest.raises(ValueError, match=next(iter(environ))):
         load_config(environ, str(tmp_path))
+
+
+def test_new_variables_default_to_nothing(tmp_path):
+    config = load_config({}, str(tmp_path))
+    assert config["RUNS_READ_TOKENS"] == ()
+    assert config["RUNS_ADMIN_TOKENS"] == ()
+    assert config["RUNS_CORS_ORIGINS"] == ()
+
+
+def test_token_scopes_and_origins_are_read(tmp_path):
+    config = load_config(
+        {
+            "RUNS_READ_TOKENS": "r1, r2",
+            "RUNS_ADMIN_TOKENS": "adm",
+            "RUNS_CORS_ORIGINS": "http://localhost:3000, https://Runs.Example.org:8443",
+        },
+        str(tmp_path),
+    )
+    assert config["RUNS_READ_TOKENS"] == ("r1", "r2")
+    assert config["RUNS_ADMIN_TOKENS"] == ("adm",)
+    assert config["RUNS_CORS_ORIGINS"] == ("http://localhost:3000", "https://runs.example.org:8443")
+
+
+@pytest.mark.parametrize(
+    "origin", ["*", "localhost:3000", "http://localhost:3000/", "https://*.example.org", "ftp://x"]
+)
+def test_an_origin_that_is_not_exact_fails_naming_the_variable(tmp_path, origin):
+    with pytest.raises(ValueError, match="RUNS_CORS_ORIGINS"):
+        load_config({"RUNS_CORS_ORIGINS": origin}, str(tmp_path))
