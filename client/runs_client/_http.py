@@ -98,8 +98,31 @@ class Transport:
         raise AssertionError("unreachable")
 
 
+# json.dumps holds the GIL for the whole call: a 10,000-point batch in one call would
+# stall the training thread's log calls for milliseconds. Long lists go in slices.
+ENCODE_SLICE = 500
+
+
 def encode(body: Any) -> bytes:
-    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    """Compact JSON (no NaN/Infinity), encoding long lists a slice at a time."""
+    return _encode(body).encode()
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, dict) and any(isinstance(item, dict | list) for item in value.values()):
+        members = (f"{_dumps(str(key))}:{_encode(item)}" for key, item in value.items())
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list) and len(value) > ENCODE_SLICE:
+        slices = (
+            _dumps(value[start : start + ENCODE_SLICE])[1:-1]
+            for start in range(0, len(value), ENCODE_SLICE)
+        )
+        return "[" + ",".join(slices) + "]"
+    return _dumps(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 def _decode(raw: bytes, headers: dict[str, str]) -> Any:

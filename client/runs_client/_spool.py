@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from runs_client._http import encode
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, so no adoption of other files
@@ -98,7 +100,7 @@ class Spool:
         with self._lock:
             handle = None
             for record in records:
-                line = json.dumps(record, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+                line = encode(record) + b"\n"
                 if self._size - self._offset + len(line) > self.max_bytes:
                     refused.append(record)
                     continue

@@ -161,7 +161,7 @@ class Run:
                 items.append((name, value))
             if items:
                 client._enqueue(
-                    (METRICS, self._ref, (step, client_identifier, round_number, items)),
+                    (METRICS, self._ref, (step, client_identifier, round_number, tuple(items))),
                     len(items),
                 )
             if problems:

@@ -13,10 +13,13 @@ from helpers import epoch_metrics, expected_points
 
 from runs_client import RunsClient
 
-# Bound on a single log_metrics call while the service is down: the call touches only
-# the in-memory queue, so even a slow spell of this shared machine stays far below it.
-LOG_CALL_BOUND_SECONDS = 0.02
-QUICK_RETRIES = {"max_retries": 1, "backoff_base": 0.05, "backoff_max": 0.5, "flush_interval": 0.1}
+# A log call touches only the in-memory queue: microseconds. A call that waited for the
+# network would wait at least one backoff (backoff_base = 0.2 s here). The bound on the
+# slowest call sits between the two, above what the OS scheduler alone costs a thread on
+# this shared 2-core machine (stalls of tens of ms were seen at load averages over 10).
+LOG_CALL_MEDIAN_BOUND_SECONDS = 0.001
+LOG_CALL_BOUND_SECONDS = 0.1
+QUICK_RETRIES = {"max_retries": 1, "backoff_base": 0.2, "backoff_max": 0.5, "flush_interval": 0.1}
 
 
 def test_service_stopped_mid_training_loses_nothing_and_doubles_nothing(service, spool_dir):
@@ -63,6 +66,7 @@ def test_service_stopped_mid_training_loses_nothing_and_doubles_nothing(service,
         run.run_id,
         late.run_id,
     ]
+    assert sorted(durations)[len(durations) // 2] < LOG_CALL_MEDIAN_BOUND_SECONDS
     assert max(durations) < LOG_CALL_BOUND_SECONDS, sorted(durations)[-5:]
 
 

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 import pytest
 
 from runs_client import RunsClient, RunsClientError
-from runs_client._http import Response, backoff_delay, retry_after_seconds
+from runs_client._http import Response, backoff_delay, encode, retry_after_seconds
 from runs_client._points import InvalidInput, evaluation_body
 from runs_client._spool import Spool
 from runs_client.client import (
@@ -271,3 +271,14 @@ def test_strict_mode_raises_for_invalid_input(tmp_path):
     with pytest.raises(RunsClientError, match="training_mode"):
         client.start_run(training_mode="distributed")
     client.close()
+
+
+def test_long_lists_are_encoded_in_slices_as_one_json_document():
+    body = {
+        "metrics": [{"metric_name": "a", "metric_value": i / 3, "step": i} for i in range(1_234)]
+    }
+    record = {"v": 1, "op": "metrics", "run": {"create": {"config": None}}, "body": body}
+    for value in (body, record, [], {}, {"a": []}, list(range(2_000))):
+        assert json.loads(encode(value)) == value
+    with pytest.raises(ValueError):
+        encode({"metrics": [math.nan] * 600})
