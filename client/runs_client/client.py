@@ -567,13 +567,19 @@ class RunsClient:
                     return
                 self._busy = True
             requests = build_requests(entries)
-            for index, request in enumerate(requests):
-                if not self._deliver(request, self.max_retries):
-                    self._go_offline()
-                    self._spool_requests(requests[index:])
-                    break
-            with self._lock:
-                self._busy = False
+            index = 0
+            try:
+                for index, request in enumerate(requests):
+                    if not self._deliver(request, self.max_retries):
+                        self._go_offline()
+                        self._spool_requests(requests[index:])
+                        break
+            except Exception:
+                self._spool_requests(requests[index:])  # a bug here must not lose them
+                raise
+            finally:
+                with self._lock:
+                    self._busy = False
             self._notify_idle()
             if self._offline:
                 self._spill_memory()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 
+import pytest
 from conftest import WRITER_TOKEN
 from helpers import epoch_metrics, expected_points
 
@@ -114,3 +120,74 @@ def test_a_process_that_exits_while_the_service_is_down_is_replayed_by_the_next(
     ]
     assert service.resend(record["id"], "metrics", points)["unchanged"] == 20
     assert not any(path.read_text() for path in spool_dir.rglob("*.jsonl"))
+
+
+class AnswerSwallowingProxy(http.server.ThreadingHTTPServer):
+    """Forwards requests to the service; drops the answer to the first POST /api/runs."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.swallowed = 0
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        request = urllib.request.Request(
+            self.server.target + self.path, data=body, method=self.command
+        )
+        for name in ("Content-Type", "Authorization"):
+            if self.headers.get(name):
+                request.add_header(name, self.headers[name])
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                status, headers, data = answer.status, answer.headers, answer.read()
+        except urllib.error.HTTPError as error:
+            status, headers, data = error.code, error.headers, error.read()
+        if self.command == "POST" and self.path == "/api/runs" and not self.server.swallowed:
+            self.server.swallowed += 1
+            self.close_connection = True  # the run exists; its creator never hears of it
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", headers.get("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = forward
+
+
+def service_has_idempotent_create(service) -> bool:
+    body = {"training_mode": "centralized", "external_id": f"probe-{uuid.uuid4().hex}"}
+    first = service.call("POST", "/api/runs", body)
+    second = service.call("POST", "/api/runs", body)
+    return first[0] == 201 and second[0] == 200 and first[1]["id"] == second[1]["id"]
+
+
+def test_a_create_whose_answer_was_lost_is_retried_into_the_same_run(service, spool_dir):
+    if not service_has_idempotent_create(service):
+        pytest.skip("the service has no idempotent create yet (SPEC §4.2)")
+    proxy = AnswerSwallowingProxy(service.url)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = RunsClient(proxy.url, token=WRITER_TOKEN, spool_dir=spool_dir, **QUICK_RETRIES)
+        with client.start_run(run_description="lost answer") as run:
+            run.log_metrics({"train_loss": 0.5}, step=0)
+        client.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proxy.swallowed == 1
+    record = service.run_by_external_id(run.external_id)  # exactly one run
+    assert record["id"] == run.run_id
+    assert record["status"] == "completed"
+    assert service.metrics_count(run.run_id) == 1
