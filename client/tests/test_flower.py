@@ -94,3 +94,60 @@ def test_a_tracked_flower_simulation_is_stored_round_by_round(service, spool_dir
     }
     assert service.metrics_count(run_id) == len(points)
     assert not any(path.read_text() for path in spool_dir.rglob("*.jsonl"))
+
+
+def test_import_result_logs_a_finished_message_api_result(service, spool_dir):
+    from flwr.app import MetricRecord
+    from flwr.serverapp.strategy import Result
+
+    from runs_client import RunsClient
+    from runs_client.flower import import_result
+
+    result = Result()
+    for server_round in range(3):
+        result.evaluate_metrics_serverapp[server_round] = MetricRecord(
+            {"loss": 0.7 - 0.1 * server_round, "accuracy": 0.5 + 0.1 * server_round}
+            | {"cm_tp": 40, "cm_tn": 30, "cm_fp": 20, "cm_fn": 10}
+        )
+        if server_round:
+            result.train_metrics_clientapp[server_round] = MetricRecord({"train_loss": 0.3})
+            result.evaluate_metrics_clientapp[server_round] = MetricRecord({"loss": 0.4})
+    client = RunsClient(service.url, token=WRITER_TOKEN, spool_dir=spool_dir, strict=True)
+    with client.start_run(training_mode="federated") as run:
+        import_result(run, result)
+    client.close()
+    rounds = service.get(f"/api/runs/{run.run_id}/server-evaluation")["evaluations"]
+    assert [(entry["round"], entry["num_samples"]) for entry in rounds] == [
+        (0, 100),
+        (1, 100),
+        (2, 100),
+    ]
+    points = [
+        {"metric_name": name, "metric_value": value, "step": server_round}
+        for server_round in (1, 2)
+        for name, value in (("train_loss", 0.3), ("eval_loss", 0.4))
+    ]
+    assert service.resend(run.run_id, "metrics", points)["unchanged"] == 4
+
+
+def test_import_result_logs_a_legacy_history(service, spool_dir):
+    from flwr.server import History
+
+    from runs_client import RunsClient
+    from runs_client.flower import import_result
+
+    history = History()
+    for server_round in range(3):
+        history.add_loss_centralized(server_round, (0.7, 0.6, 0.5)[server_round])
+        history.add_metrics_centralized(server_round, {"accuracy": 0.5, "tp": 5, "tn": 5})
+        if server_round:
+            history.add_loss_distributed(server_round, 0.4)
+            history.add_metrics_distributed_fit(server_round, {"train_loss": 0.3})
+    client = RunsClient(service.url, token=WRITER_TOKEN, spool_dir=spool_dir, strict=True)
+    with client.start_run(training_mode="federated") as run:
+        import_result(run, history)
+    client.close()
+    rounds = service.get(f"/api/runs/{run.run_id}/server-evaluation")["evaluations"]
+    assert [(entry["round"], entry["loss"]) for entry in rounds] == [(0, 0.7), (1, 0.6), (2, 0.5)]
+    assert rounds[0]["num_samples"] is None
+    assert service.metrics_count(run.run_id) == 4
