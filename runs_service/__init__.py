@@ -27,6 +27,7 @@ from runs_service.extensions import api, db, migrate
 from runs_service.json_provider import OrjsonProvider
 from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
 from runs_service.security import register_security
+from runs_service.web import register_dashboard
 
 API_DESCRIPTION = """\
 System of record for machine-learning training runs of the pneumonia-detection platform.
@@ -90,6 +91,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     for module in (runs, listing, results, analytics, ingest, backfill, health):
         api.register_blueprint(module.blp)
+    register_dashboard(app)
     # Swagger UI's assets are served from the installed flask-swagger-ui package.
     app.register_blueprint(
         get_swaggerui_blueprint(

@@ -10,7 +10,7 @@ from flask import Flask, current_app, request
 from runs_service.errors import ServiceError
 
 # Routes that stay open even when reads need a token: probes and the API's own documentation.
-PUBLIC_PATH_PREFIXES = ("/healthz", "/readyz", "/api/openapi.json", "/api/docs")
+PUBLIC_PATH_PREFIXES = ("/healthz", "/readyz", "/api/openapi.json", "/api/docs", "/assets/")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -129,6 +129,9 @@ def check_request() -> None:
     """Runs before every request: authentication first, then the body's media type."""
     # Unknown routes and wrong methods answer 404/405 whoever asks: they reveal nothing.
     if request.routing_exception is not None or request.path.startswith(PUBLIC_PATH_PREFIXES):
+        return
+    # Dashboard page shells hold no data: their data parts are fetched with the token.
+    if getattr(current_app.view_functions.get(request.endpoint), "open_without_token", False):
         return
     needed = required_scope()
     if needed is not None:

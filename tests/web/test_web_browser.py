@@ -1,0 +1,268 @@
+"""The dashboard in headless Chromium on demo data, served over real HTTP.
+
+For each page: no console error, every chart canvas has drawn coloured pixels, every
+request stays on the service's origin (Performance API), keyboard focus reaches the main
+controls, and screenshots at 1280 and 390 px go to tests/web/screenshots/. Plus the XSS
+test, the token flow, and the timing of a 1,000-epoch run's page (recorded, not asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.helpers import AUTH, WRITER_TOKEN, make_app
+from tests.web.conftest import SCREENSHOTS, serving
+
+pytestmark = pytest.mark.browser
+
+WAIT_SECONDS = 30
+TAB_LIMIT = 80
+DESKTOP, PHONE = (1280, 900), (390, 844)
+
+CHARTS_DRAWN = """
+const areas = Array.from(document.querySelectorAll('#charts, #analytics-chart'));
+return areas.length > 0 && areas.every(area => area.dataset.drawn === 'true');
+"""
+# Pixels of each chart canvas that are clearly coloured (series strokes and bars; axes,
+# grid and labels are grey), so a canvas with only its axes counts as blank.
+COLOURED_PIXELS = """
+return Array.from(document.querySelectorAll('.uplot canvas')).map(canvas => {
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let coloured = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] < 128) continue;
+    const high = Math.max(data[i], data[i + 1], data[i + 2]);
+    const low = Math.min(data[i], data[i + 1], data[i + 2]);
+    if (high - low > 80) coloured++;
+  }
+  return coloured;
+});
+"""
+RESOURCES = "return performance.getEntriesByType('resource').map(entry => entry.name);"
+ACTIVE_ELEMENT = """
+const e = document.activeElement;
+return e ? [e.tagName.toLowerCase(), e.id || '', (e.getAttribute('href') || ''),
+            (e.textContent || '').trim().slice(0, 40), e.className || ''] : null;
+"""
+
+
+def console_errors(driver, allowed: tuple[str, ...] = ()) -> list[str]:
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and not any(text in entry["message"] for text in allowed)
+    ]
+
+
+def wait_for_charts(driver) -> None:
+    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: d.execute_script(CHARTS_DRAWN))
+
+
+def screenshot(driver, name: str, size: tuple[int, int]) -> None:
+    """A full-page screenshot at the given width."""
+    driver.execute_script("document.activeElement && document.activeElement.blur();")
+    driver.set_window_size(*size)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size[0], min(height + 140, 6000))
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}-{size[0]}.png"))
+    driver.set_window_size(*DESKTOP)
+
+
+def focus_trail(driver) -> list[list[str]]:
+    """Press Tab from the top of the page and record every element that takes focus."""
+    driver.execute_script(
+        "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);"
+    )
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.click()
+    trail = []
+    for _ in range(TAB_LIMIT):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        trail.append(driver.execute_script(ACTIVE_ELEMENT))
+    return trail
+
+
+def reached(trail, *, element_id: str = "", href_part: str = "", text: str = "") -> bool:
+    for _tag, ident, href, content, _class in trail:
+        if element_id and ident == element_id:
+            return True
+        if href_part and href_part in href:
+            return True
+        if text and content.startswith(text):
+            return True
+    return False
+
+
+def check_page(driver, base: str, path: str, name: str, charts: bool) -> list[list[str]]:
+    """Load a page and hold it to the rules every page keeps; returns its focus trail."""
+    driver.get_log("browser")  # drop what earlier pages left
+    driver.get(base + path)
+    WebDriverWait(driver, WAIT_SECONDS).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+    if charts:
+        wait_for_charts(driver)
+        coloured = driver.execute_script(COLOURED_PIXELS)
+        assert coloured, f"{path}: no chart canvas"
+        assert all(count > 20 for count in coloured), f"{path}: blank chart canvas {coloured}"
+    resources = driver.execute_script(RESOURCES)
+    assert resources, f"{path}: no resources loaded"
+    foreign = [url for url in resources if not url.startswith(base + "/")]
+    assert not foreign, f"{path}: requests left the service's origin: {foreign}"
+    assert console_errors(driver) == [], path
+    trail = focus_trail(driver)
+    screenshot(driver, name, DESKTOP)
+    screenshot(driver, name, PHONE)
+    if charts:
+        wait_for_charts(driver)
+    assert console_errors(driver) == [], path
+    return trail
+
+
+def test_run_list_page(live_server, browser):
+    trail = check_page(browser, live_server.url, "/", "run-list", charts=False)
+    assert reached(trail, element_id="f-status")
+    assert reached(trail, text="Apply")
+    assert reached(trail, href_part="/runs/")
+    assert reached(trail, href_part="sort_by=")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
+    assert len(rows) == 50
+    browser.find_element(By.CSS_SELECTOR, "#f-mode option[value=federated]").click()
+    browser.find_element(By.CSS_SELECTOR, ".filters button[type=submit]").click()
+    WebDriverWait(browser, WAIT_SECONDS).until(lambda d: "training_mode=federated" in d.current_url)
+    modes = {
+        cell.text.split(" ")[0]
+        for cell in browser.find_elements(By.CSS_SELECTOR, "table.runs tbody td:nth-child(4)")
+    }
+    assert modes == {"federated"}
+
+
+def test_centralized_run_page(live_server, browser):
+    trail = check_page(browser, live_server.url, "/runs/2", "run-centralized", charts=True)
+    assert reached(trail, href_part="/api/runs/2/download/csv")
+    assert reached(trail, href_part="/runs") or reached(trail, text="Runs")
+    assert browser.title.startswith("Run 2")
+    cells = browser.find_elements(By.CSS_SELECTOR, "table.cm td .cm-count")
+    assert len(cells) == 4
+    assert "95 % Wilson interval" in browser.page_source
+
+
+def test_federated_run_page_marks_round_zero(live_server, browser):
+    check_page(browser, live_server.url, "/runs/1", "run-federated", charts=True)
+    first_round = browser.find_element(By.CSS_SELECTOR, "table.rounds tbody tr")
+    assert "initial model" in first_round.text
+    assert first_round.text.startswith("0")
+
+
+def test_compare_page(live_server, browser):
+    trail = check_page(browser, live_server.url, "/compare?run_ids=2,7,1", "compare", charts=True)
+    assert reached(trail, element_id="c-ids")
+    assert browser.find_elements(By.CSS_SELECTOR, "table.compare-summary td.best")
+
+
+def test_analytics_page(live_server, browser):
+    trail = check_page(browser, live_server.url, "/analytics", "analytics", charts=True)
+    assert reached(trail, element_id="a-status")
+    assert reached(trail, href_part="/runs/")
+
+
+def test_missing_run_page_is_html(live_server, browser):
+    browser.get(live_server.url + "/runs/999999")
+    heading = browser.find_element(By.TAG_NAME, "h1")
+    assert heading.text == "Not found"
+    assert "Run 999999 not found" in browser.page_source
+    screenshot(browser, "not-found", DESKTOP)
+    assert console_errors(browser, allowed=("404",)) == []
+
+
+def test_run_description_with_markup_is_shown_as_text(live_server, browser):
+    hostile = '<script>window.__xss = 1</script><img src="/x" onerror="window.__xss = 2">'
+    client = live_server.app.test_client()
+    run = client.post(
+        "/api/runs",
+        json={"training_mode": "centralized", "run_description": hostile},
+        headers=AUTH,
+    ).get_json()
+    try:
+        for path in (f"/runs/{run['id']}", "/?sort_by=id", f"/compare?run_ids={run['id']}"):
+            browser.get(live_server.url + path)
+            WebDriverWait(browser, WAIT_SECONDS).until(
+                lambda d: d.execute_script("return document.readyState") == "complete"
+            )
+            assert browser.execute_script("return window.__xss") is None, path
+            assert hostile in browser.find_element(By.TAG_NAME, "main").text, path
+            assert console_errors(browser) == [], path
+    finally:
+        client.delete(f"/api/runs/{run['id']}", headers=AUTH)
+
+
+def test_token_flow_when_reads_need_a_token(live_server, browser, database_url, tmp_path):
+    app = make_app(database_url, tmp_path, RUNS_REQUIRE_AUTH_FOR_READS=True)
+    with serving(app) as base:
+        browser.get(base + "/runs/2")
+        panel = browser.find_element(By.ID, "token-panel")
+        WebDriverWait(browser, WAIT_SECONDS).until(lambda d: panel.is_displayed())
+        assert "needs a token" in browser.find_element(By.ID, "token-message").text
+        assert browser.switch_to.active_element.get_attribute("id") == "token-input"
+        screenshot(browser, "token-asked", DESKTOP)
+
+        browser.find_element(By.ID, "token-input").send_keys("not-the-token", Keys.ENTER)
+        WebDriverWait(browser, WAIT_SECONDS).until(
+            lambda d: "refused" in d.find_element(By.ID, "token-message").text
+        )
+        assert "not valid" in browser.find_element(By.ID, "token-message").text
+        screenshot(browser, "token-refused", DESKTOP)
+
+        field = browser.find_element(By.ID, "token-input")
+        field.clear()
+        field.send_keys(WRITER_TOKEN, Keys.ENTER)
+        WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.find_elements(By.ID, "run"))
+        wait_for_charts(browser)
+        assert not browser.find_element(By.ID, "token-panel").is_displayed()
+        assert browser.title.startswith("Run 2 · centralized")
+        assert all(count > 20 for count in browser.execute_script(COLOURED_PIXELS))
+        browser.get_log("browser")  # the refused attempt logged its 401s
+
+        # The tab keeps the token: other pages load without asking again.
+        browser.get(base + "/analytics")
+        wait_for_charts(browser)
+        assert not browser.find_element(By.ID, "token-panel").is_displayed()
+        assert console_errors(browser) == []
+        browser.find_element(By.ID, "forget-token").click()
+        WebDriverWait(browser, WAIT_SECONDS).until(
+            lambda d: d.find_element(By.ID, "token-panel").is_displayed()
+        )
+        browser.get_log("browser")
+
+
+def test_long_run_page_timing(live_server, browser):
+    """The run page of a 1,000-epoch run: time until its charts are drawn, and HTML time."""
+    path = f"/runs/{live_server.long_run_id}"
+    ready, html = [], []
+    for _ in range(7):
+        browser.get(live_server.url + path)
+        wait_for_charts(browser)
+        ready.append(int(browser.execute_script("return document.body.dataset.chartsDrawnAt")))
+        html.append(
+            browser.execute_script(
+                "const n = performance.getEntriesByType('navigation')[0];"
+                "return n.responseEnd - n.requestStart;"
+            )
+        )
+    assert all(count > 20 for count in browser.execute_script(COLOURED_PIXELS))
+    assert console_errors(browser) == []
+    timings = {
+        "page": path,
+        "epochs": 1000,
+        "charts_drawn_ms_p50": statistics.median(ready),
+        "html_ms_p50": round(statistics.median(html), 1),
+        "charts_drawn_ms_all": ready,
+    }
+    (SCREENSHOTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(json.dumps(timings))
