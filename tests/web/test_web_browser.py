@@ -154,14 +154,21 @@ def test_centralized_run_page(live_server, browser):
 
 
 def test_federated_run_page_marks_round_zero(live_server, browser):
-    check_page(browser, live_server.url, "/runs/1", "run-federated", charts=True)
+    check_page(browser, live_server.url, "/runs/4", "run-federated", charts=True)
     first_round = browser.find_element(By.CSS_SELECTOR, "table.rounds tbody tr")
     assert "initial model" in first_round.text
     assert first_round.text.startswith("0")
 
 
+def test_federated_run_without_evaluations_says_so(live_server, browser):
+    """Demo run 1 waits for its results file (the README's backfill example)."""
+    check_page(browser, live_server.url, "/runs/1", "run-federated-empty", charts=False)
+    wait_for_charts(browser)
+    assert "No server evaluation yet" in browser.find_element(By.ID, "main").text
+
+
 def test_compare_page(live_server, browser):
-    trail = check_page(browser, live_server.url, "/compare?run_ids=2,7,1", "compare", charts=True)
+    trail = check_page(browser, live_server.url, "/compare?run_ids=2,7,4", "compare", charts=True)
     assert reached(trail, element_id="c-ids")
     assert browser.find_elements(By.CSS_SELECTOR, "table.compare-summary td.best")
 
