@@ -19,6 +19,7 @@ from marshmallow import RAISE, Schema, ValidationError
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import MultiDict
 
+from runs_service.catalogue import LIST_SORT_KEYS
 from runs_service.errors import RunNotFound, validation_message
 from runs_service.models import TrainingMode
 from runs_service.schemas.analytics import AnalyticsQuerySchema
@@ -26,7 +27,6 @@ from runs_service.schemas.listing import RunListQuerySchema
 from runs_service.services import analytics as analytics_service
 from runs_service.services import listing
 from runs_service.services import results as results_service
-from runs_service.services.listing import SORT_KEYS
 from runs_service.web.formatting import FILTERS, best_index
 
 bp = Blueprint(
@@ -144,7 +144,9 @@ def list_form_context() -> dict[str, Any]:
     """What the filter form offers: the list query's own parameters and sort keys."""
     return {
         "list_fields": set(RunListQuerySchema().fields),
-        "sort_choices": [(key, SORT_LABELS.get(key, key.replace("_", " "))) for key in SORT_KEYS],
+        "sort_choices": [
+            (key, SORT_LABELS.get(key, key.replace("_", " "))) for key in LIST_SORT_KEYS
+        ],
     }
 
 
