@@ -11,7 +11,16 @@ from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from runs_service import config as configuration
-from runs_service.api import analytics, backfill, health, ingest, listing, results, runs
+from runs_service.api import (
+    analytics,
+    backfill,
+    health,
+    ingest,
+    listing,
+    metric_history,
+    results,
+    runs,
+)
 from runs_service.api.converters import RunIdConverter, run_id_parameter_schema
 from runs_service.api.docs import (
     BEARER_SCHEME,
@@ -89,7 +98,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (runs, listing, results, analytics, ingest, backfill, health):
+    for module in (runs, listing, results, analytics, ingest, backfill, health, metric_history):
         api.register_blueprint(module.blp)
     register_dashboard(app)
     # Swagger UI's assets are served from the installed flask-swagger-ui package.

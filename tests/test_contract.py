@@ -151,6 +151,7 @@ def follow_rules_json_schema_cannot_state(case) -> None:
         return
     if isinstance(case.query, dict):
         case.query = representable_times(case.query)
+        series_query_in_order(case.query)
     if isinstance(case.body, dict | list):
         case.body = representable_times(case.body)
     body = case.body
@@ -172,6 +173,29 @@ def follow_rules_json_schema_cannot_state(case) -> None:
         start, end = (parse_timestamp(body[name]) for name in ("start_time", "end_time"))
         if start is not None and end is not None and end < start:
             body["start_time"], body["end_time"] = body["end_time"], body["start_time"]
+
+
+def series_query_in_order(query: dict) -> None:
+    """A step range not reversed, comma lists without repeats, run ids within 2^31-1."""
+    start, end = (as_integer(query.get(name)) for name in ("start_step", "end_step"))
+    if start is not None and end is not None and end < start:
+        query["start_step"], query["end_step"] = query["end_step"], query["start_step"]
+    for name in ("names", "run_ids"):
+        if isinstance(query.get(name), str):
+            items = query[name].split(",")
+            if name == "run_ids":
+                items = [
+                    str(min(int(item), 2**31 - 1)) if item.isdigit() else item for item in items
+                ]
+            query[name] = ",".join(dict.fromkeys(items))
+
+
+def as_integer(value: Any) -> int | None:
+    """A query value as the integer it spells, or None."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def once_per_key(items: list, key: tuple[str, ...]) -> list:

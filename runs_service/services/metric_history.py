@@ -1,0 +1,510 @@
+"""Metric histories of any series, downsampled in SQL, and the comparison of runs (SPEC §7).
+
+A series is read from one of three sources: a run's metric points (run-level or one
+client's), a column of its server evaluations, or a numeric additional_metrics key of
+them (the `server_*` series of a federated run, whose step is the round number). A
+point is (step, tiebreak, value): the tiebreak is the point's round (-1 without one)
+for metric points and 0 for server evaluations, so (step, tiebreak) orders a series
+and names one point of it.
+
+Downsampling is M4 over equal-width step buckets, done by the database: each bucket
+keeps its first, last, lowest and highest point (ties to the earliest point), found by
+index range scans of that bucket, so a million-point series never leaves the database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import func, text
+
+from runs_service.errors import NotFound
+from runs_service.extensions import db
+from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
+from runs_service.services.results_file import KEY_FOR_FIELD
+from runs_service.services.runs import get_run
+
+SERVER_PREFIX = "server_"
+# Server-evaluation column -> its series name.
+SERVER_FIELD_SERIES: Mapping[str, str] = {
+    field_name: key if key.startswith(SERVER_PREFIX) else SERVER_PREFIX + key
+    for field_name, key in KEY_FOR_FIELD.items()
+}
+_SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
+
+# M4 keeps at most four points per bucket (first, last, lowest, highest).
+POINTS_PER_BUCKET = 4
+
+
+def bucket_count(max_points: int) -> int:
+    """How many M4 buckets fit max_points: four points each, at least one bucket."""
+    return max(1, max_points // POINTS_PER_BUCKET)
+
+
+def bucket_of(step: int, lo: int, hi: int, buckets: int) -> int:
+    """The bucket of a step in the grid of `buckets` equal-width buckets over lo..hi."""
+    return (step - lo) * buckets // (hi - lo + 1)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a series' points are: SQL fragments over one table, and their parameters.
+
+    step and value are expressions, tiebreak a column or None (one point per step);
+    where is the series' filter. Fragments are built here from fixed column names only;
+    every value is a bound parameter.
+    """
+
+    table: str
+    step: str
+    tiebreak: str | None
+    value: str
+    where: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def order(self, descending: bool = False) -> str:
+        """ORDER BY terms of the series' point order."""
+        direction = " DESC" if descending else ""
+        columns = (self.step,) if self.tiebreak is None else (self.step, self.tiebreak)
+        return ", ".join(column + direction for column in columns)
+
+    def renamed(self, suffix: str) -> Source:
+        """The same source with every parameter name suffixed, to sit in a UNION."""
+
+        def rename(fragment: str) -> str:
+            return _PARAMETER.sub(
+                lambda match: (
+                    match.group(0) + suffix if match.group(1) in self.params else match.group(0)
+                ),
+                fragment,
+            )
+
+        return replace(
+            self,
+            value=rename(self.value),
+            where=rename(self.where),
+            params={f"{name}{suffix}": value for name, value in self.params.items()},
+        )
+
+
+_PARAMETER = re.compile(r":(\w+)\b")
+
+
+def metric_source(run_id: int, name: str, client_id: int | None) -> Source:
+    """A run's own (client_id None) or one client's points of one metric name."""
+    return Source(
+        table="run_metrics",
+        step="step",
+        tiebreak="round_key",
+        value="metric_value",
+        where="run_id = :run_id AND metric_name = :name AND client_key = :client_key",
+        params={"run_id": run_id, "name": name, "client_key": client_id or 0},
+    )
+
+
+def server_column_source(run_id: int, field_name: str) -> Source:
+    """One column of a run's server evaluations, one point per round where it is set."""
+    if field_name not in SERVER_FIELD_SERIES:
+        raise ValueError(f"not a server-evaluation column: {field_name}")
+    return Source(
+        table="server_evaluations",
+        step="round_number",
+        tiebreak=None,
+        value=f"CAST({field_name} AS FLOAT)",
+        where=f"run_id = :run_id AND {field_name} IS NOT NULL",
+        params={"run_id": run_id},
+    )
+
+
+def additional_metric_source(run_id: int, key: str, dialect: str) -> Source:
+    """One additional_metrics key of a run's server evaluations where it holds a number."""
+    if dialect == "postgresql":
+        value = "CAST(additional_metrics ->> CAST(:key AS TEXT) AS FLOAT)"
+        where = (
+            "run_id = :run_id AND jsonb_typeof(additional_metrics -> CAST(:key AS TEXT)) = 'number'"
+        )
+        params: dict[str, Any] = {"run_id": run_id, "key": key}
+    else:
+        value = "json_extract(additional_metrics, :path)"
+        where = "run_id = :run_id AND json_type(additional_metrics, :path) IN ('integer', 'real')"
+        params = {"run_id": run_id, "path": _json_path(key)}
+    return Source("server_evaluations", "round_number", None, value, where, params)
+
+
+def _json_path(key: str) -> str:
+    """SQLite's JSON path of one object key, quoted so any key reads as itself."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class Extent:
+    """How many points a series has in the requested range, and their lowest/highest step."""
+
+    count: int
+    first_step: int | None
+    last_step: int | None
+
+
+def _range_filter(source: Source, suffix: str) -> str:
+    return f"{source.step} BETWEEN :lo{suffix} AND :hi{suffix}"
+
+
+def series_extents(sources: Sequence[Source], lo: int, hi: int) -> list[Extent]:
+    """The extent of each series within steps lo..hi, in one statement."""
+    if not sources:
+        return []
+    branches, params = [], {}
+    for index, source in enumerate(sources):
+        suffix = f"_{index}"
+        source = source.renamed(suffix)
+        branches.append(
+            f"SELECT {index} AS series, count(*) AS points, min({source.step}) AS first_step, "
+            f"max({source.step}) AS last_step FROM {source.table} "
+            f"WHERE {source.where} AND {_range_filter(source, suffix)}"
+        )
+        params.update(source.params, **{f"lo{suffix}": lo, f"hi{suffix}": hi})
+    rows = db.session.execute(text(" UNION ALL ".join(branches)), params)
+    extents = {row.series: Extent(row.points, row.first_step, row.last_step) for row in rows}
+    return [extents[index] for index in range(len(sources))]
+
+
+Points = tuple[list[int], list[float]]
+
+
+def raw_points(sources: Sequence[Source], lo: int, hi: int) -> list[Points]:
+    """Every point of each series within steps lo..hi, ordered, in one statement."""
+    if not sources:
+        return []
+    branches, params = [], {}
+    for index, source in enumerate(sources):
+        suffix = f"_{index}"
+        source = source.renamed(suffix)
+        branches.append(
+            f"SELECT {index} AS series, {source.step} AS step, {source.tiebreak or 0} AS tiebreak, "
+            f"{source.value} AS value FROM {source.table} "
+            f"WHERE {source.where} AND {_range_filter(source, suffix)}"
+        )
+        params.update(source.params, **{f"lo{suffix}": lo, f"hi{suffix}": hi})
+    statement = " UNION ALL ".join(branches) + " ORDER BY series, step, tiebreak"
+    columns: list[Points] = [([], []) for _ in sources]
+    for series, step, _tiebreak, value in db.session.execute(text(statement), params):
+        steps, values = columns[series]
+        steps.append(step)
+        values.append(value)
+    return columns
+
+
+def _m4_statement(source: Source) -> str:
+    """M4 over one series: the ids of each bucket's first, last, lowest and highest point.
+
+    Bucket b of nb over lo..hi holds the steps s with floor((s - lo) * nb / span) = b,
+    span = hi - lo + 1, which are lo + ceil(b * span / nb) <= s < lo + ceil((b+1) * span / nb).
+    Every lookup is a range scan of one bucket on the series' index; the lowest and
+    highest values are found first (MATERIALIZED: once per bucket), then the earliest
+    point holding each, so ties go to the earliest point on every database.
+    """
+    table, step, value = source.table, source.step, source.value
+    in_bucket = f"{source.where} AND {step} >= s0 AND {step} < s1"
+    order = source.order()
+    return f"""
+WITH RECURSIVE buckets(b) AS (
+    SELECT 0 UNION ALL SELECT b + 1 FROM buckets WHERE b < :nb - 1
+),
+bounds AS MATERIALIZED (
+    SELECT s0, s1,
+        (SELECT min({value}) FROM {table} WHERE {in_bucket}) AS low,
+        (SELECT max({value}) FROM {table} WHERE {in_bucket}) AS high
+    FROM (
+        SELECT :lo + (CAST(b AS BIGINT) * :span + :nb - 1) / :nb AS s0,
+            :lo + ((CAST(b AS BIGINT) + 1) * :span + :nb - 1) / :nb AS s1
+        FROM buckets
+    ) AS grid
+),
+kept AS (
+    SELECT (SELECT id FROM {table} WHERE {in_bucket} ORDER BY {order} LIMIT 1) AS id
+    FROM bounds
+    UNION SELECT (SELECT id FROM {table} WHERE {in_bucket}
+        ORDER BY {source.order(descending=True)} LIMIT 1) FROM bounds
+    UNION SELECT (SELECT id FROM {table} WHERE {in_bucket} AND {value} = low
+        ORDER BY {order} LIMIT 1) FROM bounds
+    UNION SELECT (SELECT id FROM {table} WHERE {in_bucket} AND {value} = high
+        ORDER BY {order} LIMIT 1) FROM bounds
+)
+SELECT {step} AS step, {value} AS value FROM {table}
+WHERE {source.where} AND id IN (SELECT id FROM kept)
+ORDER BY {order}"""
+
+
+def downsampled_points(source: Source, lo: int, hi: int, buckets: int) -> Points:
+    """M4 of one series over `buckets` equal-width buckets of steps lo..hi."""
+    params = {**source.params, "lo": lo, "span": hi - lo + 1, "nb": buckets}
+    rows = db.session.execute(text(_m4_statement(source)), params).all()
+    return [row.step for row in rows], [row.value for row in rows]
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    """One series an answer holds: what it is called and where its points are."""
+
+    name: str
+    source: Source
+    run_id: int
+    client: str | None = None
+
+
+def read_series(
+    requests: Sequence[SeriesRequest],
+    start_step: int | None,
+    end_step: int | None,
+    max_points: int,
+    *,
+    shared_grid: bool,
+) -> list[dict[str, Any]]:
+    """Points of each series in the step range, M4-downsampled where over max_points.
+
+    With shared_grid every downsampled series uses one bucket grid, spanning the steps
+    all series have in range; otherwise each spans its own.
+    """
+    lo = 0 if start_step is None else start_step
+    hi = MAX_STEP_BOUND if end_step is None else end_step
+    sources = [request.source for request in requests]
+    extents = series_extents(sources, lo, hi)
+    fitting = [index for index, extent in enumerate(extents) if extent.count <= max_points]
+    raw = dict(zip(fitting, raw_points([sources[i] for i in fitting], lo, hi), strict=True))
+    present = [extent for extent in extents if extent.count]
+    grid = None
+    if shared_grid and present:
+        grid = (
+            min(extent.first_step for extent in present),
+            max(extent.last_step for extent in present),
+        )
+    answers = []
+    for index, (request, extent) in enumerate(zip(requests, extents, strict=True)):
+        if index in raw:
+            steps, values = raw[index]
+        else:
+            first, last = grid or (extent.first_step, extent.last_step)
+            steps, values = downsampled_points(
+                request.source, first, last, bucket_count(max_points)
+            )
+        answers.append(
+            {
+                "run_id": request.run_id,
+                "name": request.name,
+                "client": request.client,
+                "total_points": extent.count,
+                "downsampled": index not in raw,
+                "steps": steps,
+                "values": values,
+            }
+        )
+    return answers
+
+
+# The step bound of SPEC §4.0; a range without an end reaches it.
+MAX_STEP_BOUND = 10**6
+
+
+def _client_id(run_id: int, identifier: str) -> int:
+    client_id = db.session.execute(
+        db.select(Client.id).where(Client.run_id == run_id, Client.client_identifier == identifier)
+    ).scalar_one_or_none()
+    if client_id is None:
+        raise NotFound(f"Run {run_id} has no client {identifier!r}")
+    return client_id
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def additional_metric_keys(run_id: int) -> list[str]:
+    """The additional_metrics keys holding a number in any server evaluation of a run."""
+    if _dialect() == "postgresql":
+        statement = (
+            "SELECT DISTINCT entry.key FROM server_evaluations, "
+            "jsonb_each(additional_metrics) AS entry "
+            "WHERE run_id = :run_id AND jsonb_typeof(entry.value) = 'number'"
+        )
+    else:
+        statement = (
+            "SELECT DISTINCT entry.key FROM server_evaluations, "
+            "json_each(additional_metrics) AS entry "
+            "WHERE run_id = :run_id AND entry.type IN ('integer', 'real')"
+        )
+    return sorted(db.session.execute(text(statement), {"run_id": run_id}).scalars())
+
+
+def _server_sources(run_id: int, keys: Iterable[str]) -> dict[str, Source]:
+    """Every server_* series name a run can have -> its source (columns win over keys)."""
+    dialect = _dialect()
+    sources: dict[str, Source] = {}
+    for key in keys:
+        name = key if key.startswith(SERVER_PREFIX) else SERVER_PREFIX + key
+        # The key that already reads as the series name wins over the prefixed one.
+        if name not in sources or key == name:
+            sources[name] = additional_metric_source(run_id, key, dialect)
+    for field_name, name in SERVER_FIELD_SERIES.items():
+        sources[name] = server_column_source(run_id, field_name)
+    return sources
+
+
+def _server_columns_in_use(run_id: int) -> set[str]:
+    """The server_* series of the columns set in at least one of a run's evaluations."""
+    counts = db.session.execute(
+        db.select(
+            *(func.count(getattr(ServerEvaluation, name)) for name in SERVER_FIELD_SERIES)
+        ).where(ServerEvaluation.run_id == run_id)
+    ).one()
+    return {
+        series for series, count in zip(SERVER_FIELD_SERIES.values(), counts, strict=True) if count
+    }
+
+
+def _additional_keys_for(name: str) -> list[str]:
+    """The additional_metrics keys a server_* series name can come from."""
+    if not name.startswith(SERVER_PREFIX) or name in _SERIES_FIELD:
+        return []
+    return [name.removeprefix(SERVER_PREFIX), name]
+
+
+def _run_level_names(run_id: int, client_key: int) -> list[str]:
+    return list(
+        db.session.execute(
+            db.select(RunMetric.metric_name)
+            .where(RunMetric.run_id == run_id, RunMetric.client_key == client_key)
+            .distinct()
+            .order_by(RunMetric.metric_name)
+        ).scalars()
+    )
+
+
+def resolve_series(
+    run: Run, names: Sequence[str] | None, client_id: int | None, client: str | None
+) -> list[SeriesRequest]:
+    """The series a request names (or every series of the run) with their sources.
+
+    In a federated run, server_* names are the series of its server evaluations;
+    everything else (and every name of a client) is a metric series.
+    """
+    federated = run.training_mode == TrainingMode.FEDERATED and client_id is None
+    if names is None:
+        chosen = _run_level_names(run.id, client_id or 0)
+        server: dict[str, Source] = {}
+        if federated:
+            keys = additional_metric_keys(run.id)
+            server = _server_sources(run.id, keys)
+            in_use = _server_columns_in_use(run.id)
+            in_use.update(name for name in server if name not in SERVER_FIELD_SERIES.values())
+            chosen = sorted({*chosen, *in_use})
+    else:
+        chosen = list(names)
+        server = {}
+        if federated:
+            wanted = [key for name in chosen for key in _additional_keys_for(name)]
+            server = _server_sources(run.id, wanted)
+    return [
+        SeriesRequest(
+            name,
+            server[name] if name in server else metric_source(run.id, name, client_id),
+            run.id,
+            client,
+        )
+        for name in chosen
+    ]
+
+
+def metric_history(
+    run_id: int,
+    *,
+    names: Sequence[str] | None = None,
+    client: str | None = None,
+    start_step: int | None = None,
+    end_step: int | None = None,
+    max_points: int,
+) -> dict[str, Any]:
+    """The series of one run (by default every run-level and server series), downsampled."""
+    run = get_run(run_id)
+    client_id = None if client is None else _client_id(run_id, client)
+    requests = resolve_series(run, names, client_id, client)
+    series = read_series(requests, start_step, end_step, max_points, shared_grid=False)
+    for entry in series:
+        del entry["run_id"]
+    return {"run_id": run_id, "max_points": max_points, "series": series}
+
+
+def _runs(run_ids: Sequence[int]) -> list[Run]:
+    found = {
+        run.id: run
+        for run in db.session.execute(db.select(Run).where(Run.id.in_(run_ids))).scalars()
+    }
+    missing = [run_id for run_id in run_ids if run_id not in found]
+    if missing:
+        listed = ", ".join(str(run_id) for run_id in missing)
+        noun = "Run" if len(missing) == 1 else "Runs"
+        raise NotFound(f"{noun} {listed} not found")
+    return [found[run_id] for run_id in run_ids]
+
+
+def compare_runs(
+    run_ids: Sequence[int],
+    names: Sequence[str],
+    *,
+    start_step: int | None = None,
+    end_step: int | None = None,
+    max_points: int,
+) -> dict[str, Any]:
+    """The named series of several runs on one bucket grid, with the runs' facts."""
+    runs = _runs(run_ids)
+    requests = [request for run in runs for request in resolve_series(run, names, None, None)]
+    series = read_series(requests, start_step, end_step, max_points, shared_grid=True)
+    for entry in series:
+        del entry["client"]
+    return {
+        "runs": [
+            {
+                "id": run.id,
+                "training_mode": run.training_mode,
+                "status": run.status,
+                "run_description": run.run_description,
+                "start_time": run.start_time,
+            }
+            for run in runs
+        ],
+        "series": series,
+        "summaries": [],
+    }
+
+
+def run_clients(run_id: int) -> dict[str, Any]:
+    """A run's registered clients with the names of the metrics each has logged."""
+    get_run(run_id)
+    clients = db.session.execute(
+        db.select(Client.id, Client.client_identifier, Client.client_config)
+        .where(Client.run_id == run_id)
+        .order_by(Client.client_identifier)
+    ).all()
+    names: dict[int, list[str]] = {client.id: [] for client in clients}
+    if clients:
+        rows = db.session.execute(
+            db.select(RunMetric.client_id, RunMetric.metric_name)
+            .where(RunMetric.client_id.in_(db.select(Client.id).where(Client.run_id == run_id)))
+            .distinct()
+            .order_by(RunMetric.client_id, RunMetric.metric_name)
+        )
+        for client_id, name in rows:
+            names[client_id].append(name)
+    return {
+        "run_id": run_id,
+        "clients": [
+            {
+                "client_identifier": client.client_identifier,
+                "client_config": client.client_config,
+                "metric_names": names[client.id],
+            }
+            for client in clients
+        ],
+    }

@@ -1,0 +1,154 @@
+"""M4 downsampling in SQL against a plain-Python reference, on the session's database.
+
+Seeded (derandomized) so CI is reproducible; RUNS_PROPERTY_EXAMPLES explores further.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import AUTH
+
+EXAMPLES = max(10, int(os.environ.get("RUNS_PROPERTY_EXAMPLES", "100")) // 3)
+DATABASE_PROPERTY = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+Point = tuple[int, int, float]  # (step, round or -1, value)
+
+
+def m4_reference(
+    points: Sequence[Point], start: int, end: int, max_points: int
+) -> tuple[list[int], list[float]]:
+    """SPEC §7 in plain Python: every point in range, or M4 over max_points // 4 buckets."""
+    chosen = sorted(p for p in points if start <= p[0] <= end)
+    if len(chosen) > max_points:
+        buckets = max_points // 4
+        lo, hi = chosen[0][0], chosen[-1][0]
+        by_bucket: dict[int, list[Point]] = {}
+        for point in chosen:
+            by_bucket.setdefault((point[0] - lo) * buckets // (hi - lo + 1), []).append(point)
+        kept = set()
+        for members in by_bucket.values():
+            kept.add(min(members, key=lambda p: (p[0], p[1])))
+            kept.add(max(members, key=lambda p: (p[0], p[1])))
+            kept.add(min(members, key=lambda p: (p[2], p[0], p[1])))
+            kept.add(min(members, key=lambda p: (-p[2], p[0], p[1])))
+        chosen = sorted(kept)
+    return [p[0] for p in chosen], [p[2] for p in chosen]
+
+
+# Few distinct values, so ties (which the earliest point must win) are common.
+values = st.one_of(
+    st.sampled_from([0.0, 0.25, 0.5, 1.0, -3.0]),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+)
+
+
+@st.composite
+def series(draw) -> list[Point]:
+    """Points at distinct (step, round); some steps carry several rounds."""
+    steps = draw(st.lists(st.integers(0, 3000), min_size=0, max_size=400, unique=True))
+    points = [(step, -1, draw(values)) for step in steps]
+    for step in draw(st.lists(st.sampled_from(steps), max_size=20, unique=True)) if steps else []:
+        points.append((step, draw(st.integers(0, 5)), draw(values)))
+    return list({(p[0], p[1]): p for p in points}.values())
+
+
+def _store(client, create_run, points: Sequence[Point]) -> int:
+    run_id = create_run("federated")["id"]  # rounds need a federated run
+    batch = []
+    for step, round_key, value in points:
+        point = {"metric_name": "series", "metric_value": value, "step": step}
+        if round_key >= 0:
+            point["round_number"] = round_key
+        batch.append(point)
+    for offset in range(0, len(batch), 10_000):
+        chunk = batch[offset : offset + 10_000]
+        response = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": chunk}, headers=AUTH)
+        assert response.status_code == 200, response.get_json()
+    return run_id
+
+
+def _history(client, run_id: int, **query) -> dict:
+    response = client.get(
+        f"/api/runs/{run_id}/metric-history", query_string={"names": "series", **query}
+    )
+    assert response.status_code == 200, response.get_json()
+    (answer,) = response.get_json()["series"]
+    return answer
+
+
+@DATABASE_PROPERTY
+@given(
+    points=series(),
+    max_points=st.integers(4, 60),
+    bounds=st.tuples(st.integers(0, 3000), st.integers(0, 3000)).map(sorted),
+    ranged=st.booleans(),
+)
+def test_sql_downsampling_equals_the_reference(
+    client, create_run, points, max_points, bounds, ranged
+):
+    run_id = _store(client, create_run, points)
+    start, end = bounds if ranged else (0, 10**6)
+    query = {"max_points": max_points}
+    if ranged:
+        query.update(start_step=start, end_step=end)
+
+    answer = _history(client, run_id, **query)
+
+    steps, values_ = m4_reference(points, start, end, max_points)
+    assert (answer["steps"], answer["values"]) == (steps, values_)
+    in_range = sorted(p for p in points if start <= p[0] <= end)
+    assert answer["total_points"] == len(in_range)
+    assert answer["downsampled"] == (len(in_range) > max_points)
+    assert len(answer["steps"]) <= max_points
+    stored = {(p[0], p[2]) for p in in_range}
+    assert set(zip(answer["steps"], answer["values"], strict=True)) <= stored
+    if in_range:
+        kept = list(zip(answer["steps"], answer["values"], strict=True))
+        assert kept[0] == (in_range[0][0], in_range[0][2])
+        assert kept[-1] == (in_range[-1][0], in_range[-1][2])
+        low = min(in_range, key=lambda p: (p[2], p[0], p[1]))
+        high = min(in_range, key=lambda p: (-p[2], p[0], p[1]))
+        assert (low[0], low[2]) in kept and (high[0], high[2]) in kept
+    assert _history(client, run_id, **query) == answer
+
+
+@DATABASE_PROPERTY
+@given(
+    length=st.integers(200, 2000),
+    spike_at=st.floats(0, 1),
+    spike=st.sampled_from([1e9, -1e9]),
+    max_points=st.integers(4, 100),
+)
+def test_an_isolated_spike_survives(client, create_run, length, spike_at, spike, max_points):
+    points = [(step, -1, float(step % 7)) for step in range(length)]
+    where = int(spike_at * (length - 1))
+    points[where] = (where, -1, spike)
+    run_id = _store(client, create_run, points)
+
+    answer = _history(client, run_id, max_points=max_points)
+
+    assert answer["downsampled"] is True
+    assert (where, spike) in zip(answer["steps"], answer["values"], strict=True)
+    assert len(answer["steps"]) <= max_points
+
+
+def test_a_million_step_span_buckets_without_overflow(client, create_run):
+    # (step - lo) * buckets exceeds 2^31 here: the arithmetic must be 64-bit on PostgreSQL.
+    points = [(step, -1, float(step % 13)) for step in range(0, 10**6 + 1, 100)]
+    run_id = _store(client, create_run, points)
+
+    answer = _history(client, run_id, max_points=9_000)
+
+    assert answer["downsampled"] is True
+    assert (answer["steps"], answer["values"]) == m4_reference(points, 0, 10**6, 9_000)
