@@ -61,6 +61,14 @@ LIST_SORT_KEYS = (*RUN_SORT_KEYS, *BEST_SORT_KEYS)
 DEFAULT_TOP_N = 10
 MAX_TOP_N = 100
 MAX_DAYS = 3650
+
+# GET /api/runs/{run_id}/metric-history and /api/runs/compare.
+DEFAULT_MAX_POINTS = 1_000
+MIN_MAX_POINTS = 4
+MAX_MAX_POINTS = 100_000
+MAX_HISTORY_NAMES = 20
+MAX_COMPARE_RUNS = 20
+MAX_COMPARE_NAMES = 10
 ALL_STATUSES = "all"
 
 # --- Name rules (SPEC §4.0, §7) ------------------------------------------------------

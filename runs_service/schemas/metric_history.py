@@ -6,17 +6,20 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from runs_service.catalogue import (
+    DEFAULT_MAX_POINTS,
+    MAX_CLIENT_IDENTIFIER_LENGTH,
+    MAX_COMPARE_NAMES,
+    MAX_COMPARE_RUNS,
+    MAX_HISTORY_NAMES,
+    MAX_MAX_POINTS,
+    MAX_RUN_ID,
+    MAX_SERIES_NAME_LENGTH,
+    MAX_STEP,
+    MIN_MAX_POINTS,
+)
 from runs_service.models.run import RunStatus, TrainingMode
-from runs_service.schemas.fields import MAX_RUN_ID, MAX_STEP, storable_text
-
-DEFAULT_MAX_POINTS = 1_000
-MIN_MAX_POINTS = 4
-MAX_MAX_POINTS = 100_000
-MAX_HISTORY_NAMES = 20
-MAX_COMPARE_RUNS = 20
-MAX_COMPARE_NAMES = 10
-MAX_SERIES_NAME_LENGTH = 128 + len("server_")
-MAX_CLIENT_IDENTIFIER_LENGTH = 255
+from runs_service.schemas.fields import storable_text
 
 DOWNSAMPLING_NOTE = (
     "When a series has more points in the step range than max_points, it is downsampled "

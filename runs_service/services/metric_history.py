@@ -15,24 +15,23 @@ index range scans of that bucket, so a million-point series never leaves the dat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, text
 
+from runs_service.catalogue import (
+    MAX_STEP,
+    SERVER_FIELD_SERIES,
+    SERVER_PREFIX,
+    additional_series_name,
+)
 from runs_service.errors import NotFound
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
-from runs_service.services.results_file import KEY_FOR_FIELD
 from runs_service.services.runs import get_run
 
-SERVER_PREFIX = "server_"
-# Server-evaluation column -> its series name.
-SERVER_FIELD_SERIES: Mapping[str, str] = {
-    field_name: key if key.startswith(SERVER_PREFIX) else SERVER_PREFIX + key
-    for field_name, key in KEY_FOR_FIELD.items()
-}
 _SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
 
 # M4 keeps at most four points per bucket (first, last, lowest, highest).
@@ -269,7 +268,7 @@ def read_series(
     all series have in range; otherwise each spans its own.
     """
     lo = 0 if start_step is None else start_step
-    hi = MAX_STEP_BOUND if end_step is None else end_step
+    hi = MAX_STEP if end_step is None else end_step
     sources = [request.source for request in requests]
     extents = series_extents(sources, lo, hi)
     fitting = [index for index, extent in enumerate(extents) if extent.count <= max_points]
@@ -302,10 +301,6 @@ def read_series(
             }
         )
     return answers
-
-
-# The step bound of SPEC §4.0; a range without an end reaches it.
-MAX_STEP_BOUND = 10**6
 
 
 def _client_id(run_id: int, identifier: str) -> int:
@@ -343,7 +338,7 @@ def _server_sources(run_id: int, keys: Iterable[str]) -> dict[str, Source]:
     dialect = _dialect()
     sources: dict[str, Source] = {}
     for key in keys:
-        name = key if key.startswith(SERVER_PREFIX) else SERVER_PREFIX + key
+        name = additional_series_name(key)
         # The key that already reads as the series name wins over the prefixed one.
         if name not in sources or key == name:
             sources[name] = additional_metric_source(run_id, key, dialect)
