@@ -60,6 +60,9 @@ VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/runs/{run_id}/server-evaluations"): {"json": EVALUATIONS_BODY},
     ("post", "/api/runs/{run_id}/clients"): {"json": CLIENTS_BODY},
     ("post", "/api/runs/backfill/{run_id}/server-evaluations"): {"json": RESULTS_BODY},
+    ("get", "/api/runs/{run_id}/metric-history"): {"query_string": {"max_points": 100}},
+    ("get", "/api/runs/{run_id}/clients"): {},
+    ("get", "/api/runs/compare"): {"query_string": {"run_ids": "1,2", "names": "val_acc"}},
     ("get", "/healthz"): {},
     ("get", "/readyz"): {},
 }
