@@ -203,7 +203,8 @@ def _m4_statement(source: Source) -> str:
     span = hi - lo + 1, which are lo + ceil(b * span / nb) <= s < lo + ceil((b+1) * span / nb).
     Every lookup is a range scan of one bucket on the series' index; the lowest and
     highest values are found first (MATERIALIZED: once per bucket), then the earliest
-    point holding each, so ties go to the earliest point on every database.
+    point holding each, so ties go to the earliest point on every database. The kept
+    ids are read back by primary key (MATERIALIZED: never a join over the whole series).
     """
     table, step, value = source.table, source.step, source.value
     in_bucket = f"{source.where} AND {step} >= s0 AND {step} < s1"
@@ -222,7 +223,7 @@ bounds AS MATERIALIZED (
         FROM buckets
     ) AS grid
 ),
-kept AS (
+kept AS MATERIALIZED (
     SELECT (SELECT id FROM {table} WHERE {in_bucket} ORDER BY {order} LIMIT 1) AS id
     FROM bounds
     UNION SELECT (SELECT id FROM {table} WHERE {in_bucket}
@@ -232,8 +233,8 @@ kept AS (
     UNION SELECT (SELECT id FROM {table} WHERE {in_bucket} AND {value} = high
         ORDER BY {order} LIMIT 1) FROM bounds
 )
-SELECT {step} AS step, {value} AS value FROM {table}
-WHERE {source.where} AND id IN (SELECT id FROM kept)
+SELECT {step} AS step, {value} AS value
+FROM kept JOIN {table} ON {table}.id = kept.id
 ORDER BY {order}"""
 
 
