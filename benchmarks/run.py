@@ -64,6 +64,11 @@ READ_CASES = (
     ("metrics_big", "`/metrics` 1,000 epochs", "/api/runs/{big}/metrics"),
     ("csv_big", "`/download/csv` 1,000 epochs", "/api/runs/{big}/download/csv"),
     ("analytics", "`/analytics/summary`", "/api/runs/analytics/summary"),
+    # Dashboard pages (HTML rendered on the server; their charts' data are the cases above).
+    ("page_list", "page `/` (50 runs)", "/"),
+    ("page_run_big", "page `/runs/{big}` 1,000 epochs", "/runs/{big}"),
+    ("page_compare", "page `/compare` 2 runs", "/compare?run_ids=1,{big}"),
+    ("page_analytics", "page `/analytics`", "/analytics"),
 )
 # Targets of issue 7 (p50 in ms for the read cases).
 READ_TARGETS_MS = {
@@ -73,6 +78,10 @@ READ_TARGETS_MS = {
     "metrics_big": 40.0,
     "csv_big": 60.0,
     "analytics": 50.0,
+    "page_list": 20.0,
+    "page_run_big": 20.0,
+    "page_compare": 20.0,
+    "page_analytics": 20.0,
 }
 INGEST_TARGET = 50_000.0  # points/s
 CONCURRENT_TARGET = 400.0  # requests/s
@@ -474,6 +483,8 @@ def check_body(key: str, data: bytes) -> None:
     elif key == "csv_big":
         if data.count(b"\n") < 1_000:
             raise BenchmarkError(f"{key}: expected 1,000 CSV rows")
+    elif key.startswith("page") and (b"</html>" not in data or b"notice-error" in data):
+        raise BenchmarkError(f"{key}: expected a whole page without an error")
 
 
 def read_cases(port: int, big_id: int, settings: Settings, result: Result) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.helpers import AUTH, WRITER_TOKEN, make_app
+from tests.helpers import ADMIN_AUTH, AUTH, READER_TOKEN, make_app
 from tests.web.conftest import SCREENSHOTS, serving
 
 pytestmark = pytest.mark.browser
@@ -206,7 +207,7 @@ def test_run_description_with_markup_is_shown_as_text(live_server, browser):
             assert hostile in browser.find_element(By.TAG_NAME, "main").text, path
             assert console_errors(browser) == [], path
     finally:
-        client.delete(f"/api/runs/{run['id']}", headers=AUTH)
+        client.delete(f"/api/runs/{run['id']}", headers=ADMIN_AUTH)
 
 
 def test_token_flow_when_reads_need_a_token(live_server, browser, database_url, tmp_path):
@@ -228,7 +229,7 @@ def test_token_flow_when_reads_need_a_token(live_server, browser, database_url, 
 
         field = browser.find_element(By.ID, "token-input")
         field.clear()
-        field.send_keys(WRITER_TOKEN, Keys.ENTER)
+        field.send_keys(READER_TOKEN, Keys.ENTER)
         WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.find_elements(By.ID, "run"))
         wait_for_charts(browser)
         assert not browser.find_element(By.ID, "token-panel").is_displayed()
@@ -273,3 +274,50 @@ def test_long_run_page_timing(live_server, browser):
     }
     (SCREENSHOTS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(json.dumps(timings))
+
+
+POINTS_DRAWN = "return document.querySelector('#charts .chart').uplot.data[0].length;"
+DATA_REQUESTS = """
+return performance.getEntriesByType('resource')
+  .filter(entry => entry.initiatorType === 'fetch')
+  .filter(entry => entry.name.includes('/api/runs/' + arguments[0]))
+  .map(entry => entry.responseStatus);
+"""
+
+
+def test_in_progress_run_page_refreshes_with_conditional_requests(live_server, browser):
+    client = live_server.app.test_client()
+    run = client.post(
+        "/api/runs", json={"training_mode": "centralized", "run_description": "live"}, headers=AUTH
+    ).get_json()
+    run_id = run["id"]
+
+    def log(first: int, last: int) -> None:
+        batch = [
+            {"metric_name": "val_acc", "metric_value": 0.5 + step / 100, "step": step}
+            for step in range(first, last)
+        ]
+        answer = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": batch}, headers=AUTH)
+        assert answer.status_code == 200
+
+    try:
+        log(0, 3)
+        browser.get(f"{live_server.url}/runs/{run_id}")
+        wait_for_charts(browser)
+        assert browser.execute_script(POINTS_DRAWN) == 3
+        # Nothing changed yet: the next polls are answered 304.
+        WebDriverWait(browser, WAIT_SECONDS).until(
+            lambda d: 304 in d.execute_script(DATA_REQUESTS, str(run_id))
+        )
+        log(3, 6)
+        WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.execute_script(POINTS_DRAWN) == 6)
+        client.patch(f"/api/runs/{run_id}", json={"status": "completed"}, headers=AUTH)
+        WebDriverWait(browser, WAIT_SECONDS).until(
+            lambda d: "has ended" in d.find_element(By.ID, "charts-status").text
+        )
+        polls = len(browser.execute_script(DATA_REQUESTS, str(run_id)))
+        time.sleep(6)  # one refresh period and more: the page has stopped polling
+        assert len(browser.execute_script(DATA_REQUESTS, str(run_id))) == polls
+        assert console_errors(browser) == []
+    finally:
+        client.delete(f"/api/runs/{run_id}", headers=ADMIN_AUTH)
