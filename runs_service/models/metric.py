@@ -57,6 +57,8 @@ class RunMetric(Base):
     round_key: Mapped[int] = mapped_column(
         Integer, Computed("coalesce(round_number, -1)", persisted=True)
     )
+    # When the trainer measured the point (SPEC §2), if it said; charts may plot against it.
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Null until the point is overwritten with a different value (see Client.updated_at).
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -60,6 +61,13 @@ class MetricPointSchema(Schema):
         metadata={"description": "Client of a federated run; registered on first use."},
     )
     round_number = StrictInteger(validate=validate.Range(0, MAX_ROUND))
+    timestamp = UTCDateTimeField(
+        allow_none=True,
+        metadata={
+            "description": "When the point was measured (optional; null is the same as "
+            "absent). Writing the point again replaces it, timestamp included."
+        },
+    )
 
     @validates_schema
     def check_value_range(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -121,7 +129,23 @@ def _load_optional_fields(point: dict[str, Any]) -> bool:
         round_number = point["round_number"]
         if type(round_number) is not int or not 0 <= round_number <= MAX_ROUND:
             return False
+    if point.get("timestamp") is not None:
+        timestamp = _plain_timestamp(point["timestamp"])
+        if timestamp is None:
+            return False
+        point["timestamp"] = timestamp
     return True
+
+
+def _plain_timestamp(value: Any) -> datetime | None:
+    """The UTC time UTCDateTime would load from value, or None to let the schema decide."""
+    if type(value) is not str or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 class MetricPointList(fields.List):

@@ -114,6 +114,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
             "dataset_type": (p.get("dataset_type") or dataset_type_for(p["metric_name"])),
             "client_id": client_ids.get(p.get("client_identifier")),
             "round_number": p.get("round_number"),
+            "timestamp": p.get("timestamp"),
         }
         for p in points
     ]
@@ -126,7 +127,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         RunMetric.__table__,
         rows,
         key_columns=("run_id", "metric_name", "step", "client_key", "round_key"),
-        value_columns=("metric_value", "dataset_type"),
+        value_columns=("metric_value", "dataset_type", "timestamp"),
     )
     # A federated run's history is its server evaluations: its metric points are counted only.
     _finish(run, history_changed=run.training_mode is TrainingMode.CENTRALIZED)

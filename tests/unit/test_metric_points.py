@@ -26,6 +26,25 @@ POINTS = st.fixed_dictionaries(
         "client_identifier": st.text(max_size=4) | st.sampled_from([None, 7, "c" * 256]),
         "round_number": st.integers(min_value=-1, max_value=10**6 + 1) | st.just(None),
         "colour": st.just("red"),
+        "timestamp": st.sampled_from(
+            [
+                "2025-11-04T12:00:01.123456+00:00",
+                "2025-11-04T14:00:01+02:00",
+                "2025-11-04T12:00:01Z",
+                "2025-11-04T12:00:01",
+                "2025-11-04",
+                "0001-01-01T00:00:00+05:00",
+                "9999-12-31T23:59:59-01:00",
+                "2025-13-01T00:00:00",
+                "yesterday",
+                "",
+                None,
+                5,
+                True,
+            ]
+        )
+        | st.datetimes(timezones=st.none() | st.timezones()).map(lambda moment: moment.isoformat())
+        | st.text(max_size=12),
     },
 )
 
@@ -52,6 +71,13 @@ def test_fast_path_accepts_only_what_the_schema_accepts_and_loads_it_the_same(po
             "client_identifier": "client_0",
             "round_number": 3,
         },
+        {
+            "metric_name": "val_acc",
+            "metric_value": 0.5,
+            "step": 0,
+            "timestamp": "2025-11-04T12:00Z",
+        },
+        {"metric_name": "val_acc", "metric_value": 0.5, "step": 0, "timestamp": None},
     ],
 )
 def test_common_points_take_the_fast_path(point):
