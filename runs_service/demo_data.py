@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from runs_service.catalogue import RESULTS_FILE_FIELDS, SERVER_COUNT_FIELDS
+from runs_service.catalogue import (
+    CONFUSION_METRIC_NAMES,
+    LEARNING_RATE,
+    RESULTS_FILE_FIELDS,
+    SERVER_COUNT_FIELDS,
+    TRAINING_METRIC_NAMES,
+    VALIDATION_METRICS,
+)
 
 CENTRALIZED = "centralized"
 FEDERATED = "federated"
@@ -27,21 +34,12 @@ HISTORY_DAYS = 90
 DEMO_NOW = datetime(2026, 11, 2, 9, 0, 0, tzinfo=UTC)
 MIN_CLIENTS, MAX_CLIENTS = 2, 10
 
+# What the demo trainer logs every epoch, in this order.
 TRAINER_METRIC_NAMES = (
-    "train_loss",
-    "train_acc",
-    "train_f1",
-    "val_loss",
-    "val_acc",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_auroc",
-    "val_cm_tp",
-    "val_cm_tn",
-    "val_cm_fp",
-    "val_cm_fn",
-    "learning_rate",
+    *TRAINING_METRIC_NAMES,
+    *(metric.history_name for metric in VALIDATION_METRICS),
+    *CONFUSION_METRIC_NAMES,
+    LEARNING_RATE,
 )
 CLIENT_METRIC_NAMES = ("train_loss", "train_acc")
 
