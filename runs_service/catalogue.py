@@ -252,7 +252,11 @@ def additional_series_name(key: str) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= MAX_ABS_NUMBER
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def server_series(evaluation: Mapping[str, Any]) -> dict[str, float]:

@@ -306,6 +306,7 @@ def test_every_column_of_an_evaluation_is_a_series():
         ({"round_number": 1, "additional_metrics": {"per_class": [0.1, 0.2]}}, {}),
         ({"round_number": 1, "additional_metrics": {"flag": True}}, {}),
         ({"round_number": 1, "additional_metrics": {"x": math.nan}}, {}),
+        ({"round_number": 1, "additional_metrics": {"x": 10**400}}, {}),
         # A column's series belongs to the column, even where the column is null.
         ({"round_number": 1, "loss": 0.3, "additional_metrics": {"loss": 9.0}},
          {"server_loss": 0.3}),
