@@ -179,6 +179,8 @@ VALIDATION_METRICS = (
 )
 SCORE_METRICS = tuple(metric for metric in VALIDATION_METRICS if metric.direction == "max")
 LOSS_METRIC = VALIDATION_METRICS[0]
+# The metric whose best epoch is a run's best_epoch (SPEC §3).
+ACCURACY_METRIC = VALIDATION_METRICS[1]
 # The scores a run has a stored best of (RunSummary.best_<key>), in display order.
 SCORE_KEYS = tuple(metric.key for metric in SCORE_METRICS)
 # final_metrics order: the scores, then the loss.

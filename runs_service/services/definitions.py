@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runs_service.catalogue import (
+    ACCURACY_METRIC,
     CENTRALIZED_METRIC_NAMES,
     CONFUSION_METRIC_NAMES,
     FINAL_METRICS,
@@ -178,7 +179,7 @@ def _bests(history: list[HistoryEntry]) -> dict[str, float | int | None]:
     bests: dict[str, float | int | None] = {}
     for key, field, higher_is_better in BEST_METRIC_SOURCES:
         found = best(((entry["epoch"], entry[field]) for entry in history), higher_is_better)
-        if field == "val_acc":
+        if field == ACCURACY_METRIC.history_name:
             bests["best_epoch"] = None if found is None else found[1]
         bests[key] = None if found is None else found[0]
     return bests

@@ -204,6 +204,7 @@ def test_each_validation_metric_under_each_of_its_names(
 
 def test_the_scores_with_a_stored_best():
     assert SCORE_KEYS == ("accuracy", "precision", "recall", "f1", "auroc")
+    assert catalogue.ACCURACY_METRIC.history_name == "val_acc"
 
 
 def test_results_file_keys_map_onto_server_evaluation_columns():
