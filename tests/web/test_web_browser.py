@@ -27,7 +27,7 @@ TAB_LIMIT = 80
 DESKTOP, PHONE = (1280, 900), (390, 844)
 
 CHARTS_DRAWN = """
-const areas = Array.from(document.querySelectorAll('#charts, #analytics-chart'));
+const areas = Array.from(document.querySelectorAll('#charts, #analytics-chart, #client-charts'));
 return areas.length > 0 && areas.every(area => area.dataset.drawn === 'true');
 """
 # Pixels of each chart canvas that are clearly coloured (series strokes and bars; axes,
