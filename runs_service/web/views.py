@@ -45,6 +45,7 @@ CONTENT_SECURITY_POLICY = (
 LIST_PAGE_SIZE = 50
 MAX_COMPARED_RUNS = 20
 PAGE_QUERY_ONLY = ("run_ids",)
+METRIC_SORT_FIELDS = ("sort_metric", "sort_stat")
 # ExperimentResults metadata keys compared side by side: (key, label, higher is better).
 COMPARED_METRICS = (
     ("best_val_accuracy", "Best accuracy", True),
@@ -94,11 +95,13 @@ def query_with(**changes: Any) -> str:
     return "?" + urlencode(pairs) if pairs else "?"
 
 
-def load_query(schema: Schema, defaults: Mapping[str, str] | None = None) -> dict[str, Any]:
+def load_query(
+    schema: Schema, defaults: Mapping[str, str] | None = None, ignored: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Parse the page's query with the API's own schema; empty form fields count as absent."""
     args: MultiDict[str, str] = MultiDict()
     for name, value in request.args.items(multi=True):
-        if value.strip() and name not in PAGE_QUERY_ONLY:
+        if value.strip() and name not in PAGE_QUERY_ONLY and name not in ignored:
             args.add(name, value)
     for name, value in (defaults or {}).items():
         if name not in args:
@@ -133,8 +136,10 @@ def run_not_found(error: RunNotFound):
 
 
 def run_list_context() -> tuple[dict[str, Any], int]:
+    # The form always sends its metric-sort fields; they count only with sort_by=metric.
+    ignored = () if request.args.get("sort_by") == "metric" else METRIC_SORT_FIELDS
     try:
-        query = load_query(RunListQuerySchema(), {"limit": str(LIST_PAGE_SIZE)})
+        query = load_query(RunListQuerySchema(), {"limit": str(LIST_PAGE_SIZE)}, ignored)
     except ValidationError as error:
         return {"error": query_error(error)}, 422
     return {"query": query, "page": listing.list_runs(**query)}, 200

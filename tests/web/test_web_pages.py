@@ -129,3 +129,19 @@ def test_with_reads_behind_a_token_pages_are_shells_and_fragments_need_the_token
     assert fragment.status_code == 200 and "Confusion matrix" in fragment.get_data(as_text=True)
     assert client.get("/fragments/analytics", headers=AUTH).status_code == 200
     assert client.get("/api/runs/list").status_code == 401
+
+
+def test_metric_columns_and_sorting_by_a_metric(client, runs):
+    from runs_service.schemas.listing import RunListQuerySchema
+
+    if "metrics" not in RunListQuerySchema().fields:
+        pytest.skip("the list query offers no metric columns yet")
+    centralized, federated = runs
+    query = "metrics=val_loss&sort_by=metric&sort_metric=val_loss&sort_stat=best&sort_order=asc"
+    html = client.get(f"/?{query}").get_data(as_text=True)
+    assert 'aria-sort="ascending"' in html and "val_loss <span" in html
+    assert "0.8000" in html  # val_loss best = last = 0.8 at step 2
+    assert html.index(f'/runs/{centralized["id"]}"') < html.index(f'/runs/{federated["id"]}"')
+    # The form's metric-sort fields count only when sorting by a metric.
+    plain = client.get("/?sort_by=id&sort_metric=val_loss&sort_stat=best")
+    assert plain.status_code == 200
