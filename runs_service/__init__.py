@@ -32,7 +32,7 @@ from runs_service.cli import register_commands
 from runs_service.cors import register_cors
 from runs_service.errors import register_error_handlers
 from runs_service.etags import register_conditional_reads
-from runs_service.extensions import api, db, migrate
+from runs_service.extensions import api, db, init_read_replica, migrate
 from runs_service.json_provider import OrjsonProvider
 from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
 from runs_service.security import register_security
@@ -50,6 +50,11 @@ call the API (CORS). Every error is JSON
 `{code, status, message, errors?}`. Bodies are `application/json` only and capped by
 `RUNS_MAX_CONTENT_LENGTH` (413). Malformed JSON (NaN and Infinity included) is 400;
 invalid values are 422 naming the item and field.
+
+With a read replica configured (`RUNS_READ_DATABASE_URL`), GET and HEAD read from a
+PostgreSQL standby that may lag the primary by a moment. A client that must see its own
+write at once (a read right after a POST or PATCH) sends `X-Runs-Read-Primary: 1`
+(or `true`, `yes`, `on`) with the read, which then comes from the primary.
 """
 
 OPENAPI_SETTINGS = {
@@ -71,6 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.update(test_config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", configuration.engine_options(app.config))
+    app.config.setdefault("SQLALCHEMY_BINDS", configuration.database_binds(app.config))
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)
@@ -88,6 +94,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    init_read_replica(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     app.url_map.converters["run_id"] = RunIdConverter
     api.init_app(app, spec_kwargs={"marshmallow_plugin": SchemaPlugin()})

@@ -18,6 +18,11 @@ DEFAULT_MAX_RESULTS_FILE_BYTES = 16 * 1024 * 1024
 DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 5
 DEFAULT_DB_STATEMENT_TIMEOUT_MS = 15_000
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
+# Flask-SQLAlchemy bind key of the read replica (RUNS_READ_DATABASE_URL).
+READ_REPLICA_BIND = "read_replica"
+# After the replica refused a connection, reads use the primary for this long before
+# the replica is tried again, so an outage costs one failed connection per period.
+READ_REPLICA_RETRY_SECONDS = 5
 
 
 def parse_bool(raw: str, name: str) -> bool:
@@ -98,6 +103,23 @@ def engine_options(config: Mapping[str, Any]) -> dict:
     return {}
 
 
+def database_binds(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """SQLALCHEMY_BINDS: the read replica with the primary's engine options, if configured."""
+    read_url = config.get("RUNS_READ_DATABASE_URL")
+    if not read_url:
+        return {}
+    if not (
+        read_url.startswith("postgresql")
+        and config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+    ):
+        raise ValueError(
+            "RUNS_READ_DATABASE_URL must name a PostgreSQL standby of a PostgreSQL "
+            "RUNS_DATABASE_URL (postgresql+psycopg://...)"
+        )
+    options = engine_options({**config, "SQLALCHEMY_DATABASE_URI": read_url})
+    return {READ_REPLICA_BIND: {"url": read_url, **options}}
+
+
 def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask configuration from environment variables with safe defaults."""
     database_url = environ.get("RUNS_DATABASE_URL") or default_database_url(instance_path)
@@ -113,6 +135,8 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
     )
     return {
         "SQLALCHEMY_DATABASE_URI": database_url,
+        "RUNS_READ_DATABASE_URL": environ.get("RUNS_READ_DATABASE_URL") or None,
+        "RUNS_READ_REPLICA_RETRY_SECONDS": READ_REPLICA_RETRY_SECONDS,
         "RUNS_DB_CONNECT_TIMEOUT": connect_timeout,
         "RUNS_DB_STATEMENT_TIMEOUT_MS": statement_timeout_ms,
         "RUNS_RESULTS_DIR": environ.get("RUNS_RESULTS_DIR") or str(Path(instance_path) / "results"),

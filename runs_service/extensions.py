@@ -1,21 +1,27 @@
-"""Extension objects, bound to the application in create_app, and SQLite's connection setup."""
+"""Extension objects, bound to the application in create_app, and the connections' setup:
+SQLite's pragmas and transactions, PostgreSQL's autocommit reads, the read replica."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
 import psycopg
-from flask import has_request_context, request
+from flask import Flask, has_request_context, request
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from flask_sqlalchemy.session import Session
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import Pool
 
-from runs_service.config import SQLITE_BUSY_TIMEOUT_SECONDS
+from runs_service.config import READ_REPLICA_BIND, SQLITE_BUSY_TIMEOUT_SECONDS, TRUE_WORDS
 from runs_service.errors import http_exception_response
+
+logger = logging.getLogger(__name__)
 
 # Stable constraint names keep Alembic revisions identical on every database.
 NAMING_CONVENTION = {
@@ -40,7 +46,41 @@ class RunsApi(Api):
         return http_exception_response(error)
 
 
-db = SQLAlchemy(model_class=Base)
+# Requests that may read from the replica, and the header that sends them to the primary
+# instead (read-your-writes for a client that just wrote).
+REPLICA_METHODS = frozenset({"GET", "HEAD"})
+READ_PRIMARY_HEADER = "X-Runs-Read-Primary"
+
+
+def reads_from_replica() -> bool:
+    """Whether this is a GET or HEAD request that did not ask for the primary."""
+    return (
+        has_request_context()
+        and request.method in REPLICA_METHODS
+        and request.headers.get(READ_PRIMARY_HEADER, "").strip().lower() not in TRUE_WORDS
+    )
+
+
+class RoutingSession(Session):
+    """db.session: read-only requests use the read replica's engine when one is configured.
+
+    SQLAlchemy's documented way to choose a database per operation is Session.get_bind;
+    Flask-SQLAlchemy's own override (bind keys of models) handles everything else.
+    """
+
+    def __init__(self, db: SQLAlchemy, **kwargs) -> None:
+        super().__init__(db, **kwargs)
+        # Sessions live inside one application context: look the replica up once, so that
+        # without one every statement pays a single attribute test.
+        self._read_replica = db.engines.get(READ_REPLICA_BIND)
+
+    def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):
+        if self._read_replica is not None and bind is None and reads_from_replica():
+            return self._read_replica
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
 # Batch mode lets later revisions alter SQLite tables (it recreates them).
 migrate = Migrate(compare_type=True, render_as_batch=True)
 api = RunsApi()
@@ -114,3 +154,57 @@ def _begin_sqlite(connection) -> None:
         # Straight to the driver, as sqlite3's own implicit BEGIN was: statement counts
         # and SQL logging see the application's queries only.
         connection.connection.driver_connection.execute(sqlite_begin_statement())
+
+
+class ReplicaFallback:
+    """Connections of the replica's engine go to the primary while the replica is down.
+
+    A connection the replica refuses (stopped, restarting, unreachable) is made to the
+    primary instead, and the replica is left alone for retry_seconds: reads keep being
+    answered and pay for one failed connection attempt per period, not one per request.
+    After that, a pooled primary connection is replaced at its next checkout, so reads
+    return to the replica once it is back.
+    """
+
+    def __init__(self, replica: Engine, primary: Engine, retry_seconds: float) -> None:
+        # Connection parameters from each URL (host, port, dbname, user, password); the
+        # engine options (timeouts, statement_timeout) are the same for both.
+        self.replica_url_params = replica.dialect.create_connect_args(replica.url)[1]
+        self.primary_url_params = primary.dialect.create_connect_args(primary.url)[1]
+        self.retry_seconds = retry_seconds
+        self.replica_down_until = 0.0
+        event.listen(replica, "do_connect", self.connect)
+        event.listen(replica, "checkout", self.retry_replica)
+
+    def connect(self, dialect, connection_record, cargs, cparams):
+        if time.monotonic() >= self.replica_down_until:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError as error:
+                self.replica_down_until = time.monotonic() + self.retry_seconds
+                logger.warning(
+                    "Read replica unavailable, reading from the primary for %s s: %s",
+                    self.retry_seconds,
+                    str(error).strip(),
+                )
+        connection_record.info["reads_on_primary"] = True
+        options = {k: v for k, v in cparams.items() if k not in self.replica_url_params}
+        return dialect.connect(*cargs, **{**options, **self.primary_url_params})
+
+    def retry_replica(self, dbapi_connection, connection_record, connection_proxy) -> None:
+        if (
+            connection_record.info.get("reads_on_primary")
+            and time.monotonic() >= self.replica_down_until
+        ):
+            # The pool closes this connection and makes a new one (connect above).
+            raise exc.DisconnectionError("time to try the read replica again")
+
+
+def init_read_replica(app: Flask) -> None:
+    """Let the read replica's engine (RUNS_READ_DATABASE_URL) fall back to the primary."""
+    if READ_REPLICA_BIND not in app.config["SQLALCHEMY_BINDS"]:
+        return
+    with app.app_context():
+        replica, primary = db.engines[READ_REPLICA_BIND], db.engine
+    retry_seconds = app.config["RUNS_READ_REPLICA_RETRY_SECONDS"]
+    app.extensions["runs_read_replica"] = ReplicaFallback(replica, primary, retry_seconds)

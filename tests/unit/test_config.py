@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runs_service.config import engine_options, load_config, parse_bool
+from runs_service.config import database_binds, engine_options, load_config, parse_bool
 
 
 def test_defaults_are_safe(tmp_path):
@@ -88,3 +88,30 @@ def test_token_scopes_and_origins_are_read(tmp_path):
 def test_an_origin_that_is_not_exact_fails_naming_the_variable(tmp_path, origin):
     with pytest.raises(ValueError, match="RUNS_CORS_ORIGINS"):
         load_config({"RUNS_CORS_ORIGINS": origin}, str(tmp_path))
+
+
+def test_read_replica_bind_gets_the_primary_engine_options(tmp_path):
+    config = load_config(
+        {
+            "RUNS_DATABASE_URL": "postgresql+psycopg://u@primary/db",
+            "RUNS_READ_DATABASE_URL": "postgresql+psycopg://u@standby/db",
+        },
+        str(tmp_path),
+    )
+    binds = database_binds(config)
+    assert binds["read_replica"]["url"] == "postgresql+psycopg://u@standby/db"
+    assert binds["read_replica"]["pool_pre_ping"] is True
+    assert binds["read_replica"]["connect_args"] == engine_options(config)["connect_args"]
+    assert database_binds(load_config({}, str(tmp_path))) == {}
+
+
+@pytest.mark.parametrize(
+    ("primary", "replica"),
+    [("", "sqlite:///copy.db"), ("", "postgresql+psycopg://u@standby/db")],
+)
+def test_read_replica_needs_postgresql_on_both_sides(tmp_path, primary, replica):
+    environ = {"RUNS_READ_DATABASE_URL": replica}
+    if primary:
+        environ["RUNS_DATABASE_URL"] = primary
+    with pytest.raises(ValueError, match="RUNS_READ_DATABASE_URL"):
+        database_binds(load_config(environ, str(tmp_path)))
