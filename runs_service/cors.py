@@ -5,8 +5,11 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-# Headers a browser page may send: Authorization for tokens, If-None-Match for polling.
-ALLOWED_HEADERS = ("Authorization", "Content-Type", "If-None-Match")
+from runs_service.extensions import READ_PRIMARY_HEADER
+
+# Headers a browser page may send: Authorization for tokens, If-None-Match for polling,
+# X-Runs-Read-Primary to read its own writes when a read replica is configured.
+ALLOWED_HEADERS = ("Authorization", "Content-Type", "If-None-Match", READ_PRIMARY_HEADER)
 # Headers a browser page may read: where a new run lives, a download's file name, the ETag.
 EXPOSED_HEADERS = ("Location", "Content-Disposition", "ETag")
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS")

@@ -96,3 +96,10 @@ def test_by_default_no_origin_gets_cors_headers(client):
     assert not [name for name in response.headers.keys() if name.startswith("Access-Control")]
     response = client.get("/api/runs/list", headers={"Origin": FRONTEND})
     assert not [name for name in response.headers.keys() if name.startswith("Access-Control")]
+
+
+def test_preflight_allows_the_read_your_writes_header(cors_client):
+    response = preflight(cors_client, "/api/runs/1", FRONTEND, "GET", "x-runs-read-primary")
+
+    assert response.status_code == 200
+    assert "x-runs-read-primary" in response.headers["Access-Control-Allow-Headers"].lower()
