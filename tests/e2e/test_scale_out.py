@@ -51,12 +51,6 @@ BATCHES = 2
 STEPS_PER_BATCH = 5
 # Acknowledged writes before the kill, while one instance is down, and after its return.
 WRITES_PER_PHASE = 40
-# Writers that retry a create whose answer they lost send an external_id (SPEC 4.2: a
-# known external_id answers 200 with the existing run). Until the service implements that
-# (issue 11), a create that reached an instance before it died would be stored twice by
-# such a retry, so every writer sends each create once and retries only the idempotent
-# writes (metric batches, PATCH).
-RETRY_CREATES_WITH_EXTERNAL_ID = False
 # Answers that say "not done, try again": nginx's own 503 (instance died mid-request)
 # and a connection nginx could not complete.
 RETRIABLE = frozenset({502, 503, 504})
@@ -255,13 +249,28 @@ def write_one_run(cluster: Cluster, ledger: Ledger, key: str, retrying: bool) ->
     read_everywhere(cluster, ledger, run, "status", "completed")
 
 
-def writer(cluster: Cluster, ledger: Ledger, number: int, stopping: threading.Event) -> None:
-    """Write runs until told to stop; even writers may retry creates (external_id)."""
+def creates_are_idempotent(port: int) -> bool:
+    """Whether a repeated external_id answers 200 with the existing run (SPEC 4.2).
+
+    Writers retry a create whose answer they lost only when it is: otherwise a create that
+    reached an instance before it died would be stored twice by the retry. Until the
+    service has it (issue 11), every writer sends each create once and retries only the
+    idempotent writes (metric batches, PATCH).
+    """
+    document = {"training_mode": "centralized", "external_id": "idempotence-probe"}
+    first, again = (send(port, "POST", "/api/runs", document) for _ in range(2))
+    return again.status == 200 and again.json()["id"] == first.json()["id"]
+
+
+def writer(
+    cluster: Cluster, ledger: Ledger, number: int, stopping: threading.Event, retry_creates: bool
+) -> None:
+    """Write runs until told to stop; even writers retry creates when that is safe."""
     try:
         for sequence in itertools.count():
             if stopping.is_set():
                 return
-            retrying = RETRY_CREATES_WITH_EXTERNAL_ID and number % 2 == 0
+            retrying = retry_creates and number % 2 == 0
             write_one_run(cluster, ledger, f"writer-{number}-run-{sequence}", retrying)
     except Exception as error:  # reported by the test, which cannot see a thread's exception
         ledger.note(f"writer {number} stopped: {error!r}")
@@ -380,8 +389,9 @@ def test_killing_an_instance_under_concurrent_writes_loses_and_duplicates_nothin
 ):
     ledger = Ledger()
     stopping = threading.Event()
+    retry_creates = creates_are_idempotent(cluster.nginx_port)
     threads = [
-        threading.Thread(target=writer, args=(cluster, ledger, number, stopping))
+        threading.Thread(target=writer, args=(cluster, ledger, number, stopping, retry_creates))
         for number in range(WRITERS)
     ]
     victim = cluster.instances[1]
