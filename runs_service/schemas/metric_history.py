@@ -20,6 +20,7 @@ from runs_service.catalogue import (
 )
 from runs_service.models.run import RunStatus, TrainingMode
 from runs_service.schemas.fields import storable_text
+from runs_service.schemas.results import PreshapedList
 
 DOWNSAMPLING_NOTE = (
     "When a series has more points in the step range than max_points, it is downsampled "
@@ -181,11 +182,19 @@ class SeriesSchema(Schema):
     downsampled = fields.Boolean(
         metadata={"description": "Whether total_points exceeded max_points (M4 applied)."}
     )
-    steps = fields.List(
+    steps = PreshapedList(
         fields.Integer(), metadata={"description": "Steps (epoch - 1, or round), ascending."}
     )
-    values = fields.List(
+    values = PreshapedList(
         fields.Float(), metadata={"description": "The stored value at each step of steps."}
+    )
+    timestamps = PreshapedList(
+        fields.AwareDateTime(allow_none=True),
+        metadata={
+            "description": "Only when a point of the answer has one: when each point was "
+            "measured (ISO 8601 UTC; a metric point's timestamp, a server evaluation's "
+            "evaluation_time), null for a point without one."
+        },
     )
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import Float, Integer, func, text
 
 from runs_service.catalogue import (
     MAX_STEP,
@@ -30,6 +31,7 @@ from runs_service.catalogue import (
 from runs_service.errors import NotFound
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
+from runs_service.models.types import UTCDateTime
 from runs_service.services.runs import get_run
 
 _SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
@@ -63,6 +65,8 @@ class Source:
     value: str
     where: str
     params: dict[str, Any] = field(default_factory=dict)
+    # When the point was measured: run_metrics.timestamp, server evaluation_time.
+    timestamp: str = '"timestamp"'
 
     def order(self, descending: bool = False) -> str:
         """ORDER BY terms of the series' point order."""
@@ -115,6 +119,7 @@ def server_column_source(run_id: int, field_name: str) -> Source:
         value=f"CAST({field_name} AS FLOAT)",
         where=f"run_id = :run_id AND {field_name} IS NOT NULL",
         params={"run_id": run_id},
+        timestamp="evaluation_time",
     )
 
 
@@ -130,7 +135,9 @@ def additional_metric_source(run_id: int, key: str, dialect: str) -> Source:
         value = "json_extract(additional_metrics, :path)"
         where = "run_id = :run_id AND json_type(additional_metrics, :path) IN ('integer', 'real')"
         params = {"run_id": run_id, "path": _json_path(key)}
-    return Source("server_evaluations", "round_number", None, value, where, params)
+    return Source(
+        "server_evaluations", "round_number", None, value, where, params, "evaluation_time"
+    )
 
 
 def _json_path(key: str) -> str:
@@ -170,7 +177,22 @@ def series_extents(sources: Sequence[Source], lo: int, hi: int) -> list[Extent]:
     return [extents[index] for index in range(len(sources))]
 
 
-Points = tuple[list[int], list[float]]
+@dataclass
+class Points:
+    """A series' points as columns; timestamps as ISO 8601 text, None where not measured."""
+
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    timestamps: list[str | None] = field(default_factory=list)
+
+    def add(self, step: int, value: float, timestamp: datetime | None) -> None:
+        self.steps.append(step)
+        self.values.append(value)
+        self.timestamps.append(None if timestamp is None else timestamp.isoformat())
+
+
+# Result types of the hand-written statements (timestamps read as UTC on both databases).
+_POINT_COLUMNS = {"step": Integer(), "value": Float(), "measured_at": UTCDateTime()}
 
 
 def raw_points(sources: Sequence[Source], lo: int, hi: int) -> list[Points]:
@@ -183,16 +205,14 @@ def raw_points(sources: Sequence[Source], lo: int, hi: int) -> list[Points]:
         source = source.renamed(suffix)
         branches.append(
             f"SELECT {index} AS series, {source.step} AS step, {source.tiebreak or 0} AS tiebreak, "
-            f"{source.value} AS value FROM {source.table} "
+            f"{source.value} AS value, {source.timestamp} AS measured_at FROM {source.table} "
             f"WHERE {source.where} AND {_range_filter(source, suffix)}"
         )
         params.update(source.params, **{f"lo{suffix}": lo, f"hi{suffix}": hi})
-    statement = " UNION ALL ".join(branches) + " ORDER BY series, step, tiebreak"
-    columns: list[Points] = [([], []) for _ in sources]
-    for series, step, _tiebreak, value in db.session.execute(text(statement), params):
-        steps, values = columns[series]
-        steps.append(step)
-        values.append(value)
+    statement = text(" UNION ALL ".join(branches) + " ORDER BY series, step, tiebreak")
+    columns = [Points() for _ in sources]
+    for row in db.session.execute(statement.columns(**_POINT_COLUMNS), params):
+        columns[row.series].add(row.step, row.value, row.measured_at)
     return columns
 
 
@@ -233,7 +253,7 @@ kept AS MATERIALIZED (
     UNION SELECT (SELECT id FROM {table} WHERE {in_bucket} AND {value} = high
         ORDER BY {order} LIMIT 1) FROM bounds
 )
-SELECT {step} AS step, {value} AS value
+SELECT {step} AS step, {value} AS value, {source.timestamp} AS measured_at
 FROM kept JOIN {table} ON {table}.id = kept.id
 ORDER BY {order}"""
 
@@ -241,8 +261,11 @@ ORDER BY {order}"""
 def downsampled_points(source: Source, lo: int, hi: int, buckets: int) -> Points:
     """M4 of one series over `buckets` equal-width buckets of steps lo..hi."""
     params = {**source.params, "lo": lo, "span": hi - lo + 1, "nb": buckets}
-    rows = db.session.execute(text(_m4_statement(source)), params).all()
-    return [row.step for row in rows], [row.value for row in rows]
+    points = Points()
+    statement = text(_m4_statement(source)).columns(**_POINT_COLUMNS)
+    for row in db.session.execute(statement, params):
+        points.add(row.step, row.value, row.measured_at)
+    return points
 
 
 @dataclass(frozen=True)
@@ -284,23 +307,22 @@ def read_series(
     answers = []
     for index, (request, extent) in enumerate(zip(requests, extents, strict=True)):
         if index in raw:
-            steps, values = raw[index]
+            points = raw[index]
         else:
             first, last = grid or (extent.first_step, extent.last_step)
-            steps, values = downsampled_points(
-                request.source, first, last, bucket_count(max_points)
-            )
-        answers.append(
-            {
-                "run_id": request.run_id,
-                "name": request.name,
-                "client": request.client,
-                "total_points": extent.count,
-                "downsampled": index not in raw,
-                "steps": steps,
-                "values": values,
-            }
-        )
+            points = downsampled_points(request.source, first, last, bucket_count(max_points))
+        answer = {
+            "run_id": request.run_id,
+            "name": request.name,
+            "client": request.client,
+            "total_points": extent.count,
+            "downsampled": index not in raw,
+            "steps": points.steps,
+            "values": points.values,
+        }
+        if any(moment is not None for moment in points.timestamps):
+            answer["timestamps"] = points.timestamps
+        answers.append(answer)
     return answers
 
 

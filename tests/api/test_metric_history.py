@@ -332,3 +332,44 @@ def test_every_bad_compare_parameter_is_422_naming_it(client, query, field):
 
     assert response.status_code == 422
     assert field in response.get_json()["errors"]["query"]
+
+
+def test_timestamps_come_back_when_points_have_them(client, auth, create_run):
+    run_id = create_run()["id"]
+    log_metrics(
+        client,
+        auth,
+        run_id,
+        [
+            {
+                "metric_name": "val_loss",
+                "metric_value": 0.5,
+                "step": 0,
+                "timestamp": "2026-01-01T10:00:00+02:00",
+            },
+            {"metric_name": "val_loss", "metric_value": 0.4, "step": 1},
+            {"metric_name": "train_loss", "metric_value": 0.6, "step": 0},
+        ],
+    )
+
+    answer = _by_name(_history(client, run_id))
+
+    assert answer["val_loss"]["timestamps"] == ["2026-01-01T08:00:00+00:00", None]
+    assert "timestamps" not in answer["train_loss"]
+
+
+def test_server_series_carry_the_evaluation_time(client, auth, create_run):
+    run_id = create_run("federated")["id"]
+    log_evaluations(
+        client,
+        auth,
+        run_id,
+        [
+            {"round_number": 0, "loss": 0.9, "evaluation_time": "2026-01-01T00:00:00Z"},
+            {"round_number": 1, "loss": 0.8, "evaluation_time": "2026-01-01T00:05:00Z"},
+        ],
+    )
+
+    (series,) = _history(client, run_id, names="server_loss", max_points=4)["series"]
+
+    assert series["timestamps"] == ["2026-01-01T00:00:00+00:00", "2026-01-01T00:05:00+00:00"]
