@@ -206,14 +206,25 @@ def until_done(ledger: Ledger, port: int, method: str, path: str, document, done
 def read_everywhere(cluster: Cluster, ledger: Ledger, path: str, name: str, expected) -> None:
     """Read path through every instance that is up and through nginx: each must see it."""
     for port in [instance.port for instance in cluster.instances] + [cluster.nginx_port]:
-        try:
-            reply = call(port, "GET", path, timeout=30)
-        except (OSError, http.client.HTTPException) as error:
-            # Only an instance killed before or during the read may fail to answer.
-            if port != cluster.killed_port:
-                ledger.note(f"GET {path} on port {port}: {error!r}")
-            continue
-        if reply.status != 200 or reply.json().get(name) != expected:
+        for attempt in range(3):
+            try:
+                reply = call(port, "GET", path, timeout=30)
+                break
+            except (OSError, http.client.HTTPException) as error:
+                failure = error
+                # An instance that dies after sending its answer's headers cuts the answer
+                # off, also behind nginx, which cannot resend what it began passing on: a
+                # reader retries. Directly, only the killed instance may not answer.
+                if port == cluster.nginx_port and attempt < 2:
+                    with ledger.lock:
+                        ledger.retries += 1
+                    continue
+                if port != cluster.killed_port:
+                    where = "nginx" if port == cluster.nginx_port else f"instance on {port}"
+                    ledger.note(f"GET {path} through {where}: {failure!r}")
+                reply = None
+                break
+        if reply is not None and (reply.status != 200 or reply.json().get(name) != expected):
             ledger.note(f"GET {path} on port {port}: {reply.status} {reply.body[:200]!r}")
 
 
