@@ -21,6 +21,7 @@ from runs_service.api import (
     results,
     runs,
 )
+from runs_service.api import metric_summaries as metric_summaries_api
 from runs_service.api.converters import RunIdConverter, run_id_parameter_schema
 from runs_service.api.docs import (
     BEARER_SCHEME,
@@ -107,6 +108,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     for module in (runs, listing, results, analytics, ingest, backfill, health, metric_history):
         api.register_blueprint(module.blp)
+    api.register_blueprint(metric_summaries_api.blp)
     register_dashboard(app)
     # Swagger UI's assets are served from the installed flask-swagger-ui package.
     app.register_blueprint(

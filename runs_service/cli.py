@@ -23,6 +23,7 @@ from runs_service.services.backfill import (
     results_files_in,
 )
 from runs_service.services.loading import database_is_empty, load_run, write_results_file
+from runs_service.services.metric_summaries import refresh_all_metric_summaries
 from runs_service.services.summaries import refresh_all_summaries
 
 
@@ -154,9 +155,13 @@ def _import_directory(directory: str, max_bytes: int, dry_run: bool) -> None:
 @click.command("refresh-summaries")
 @with_appcontext
 def refresh_summaries_command() -> None:
-    """Recompute every run's stored summary from its data (after a restore, say)."""
+    """Recompute every run's stored summaries from its data (after a restore, say).
+
+    Series summaries are compared with a recomputation and only the wrong ones rewritten.
+    """
+    _, rewritten = refresh_all_metric_summaries()
     count = refresh_all_summaries()
-    click.echo(f"Refreshed the summaries of {count} runs.")
+    click.echo(f"Refreshed the summaries of {count} runs; {rewritten} series summaries rewritten.")
 
 
 def register_commands(app: Flask) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import random
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from runs_service.extensions import db
-from runs_service.models.types import include_object_for
+from runs_service.models import Client, Run, RunMetric, ServerEvaluation
+from runs_service.models.types import include_object_for, utc_now
+from runs_service.services.metric_summaries import _stored as stored_summaries
+from runs_service.services.metric_summaries import computed_summaries, same_summary
 from tests.helpers import create_postgres_database, make_app
 
 
@@ -39,6 +43,93 @@ def test_upgrade_builds_the_schema_from_nothing_and_downgrade_removes_it(
             assert {"runs", "clients", "run_metrics", "server_evaluations"} <= tables
             downgrade(revision="base")
             assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+            db.engine.dispose()
+    finally:
+        drop()
+
+
+def test_metric_summaries_revision_fills_them_from_existing_points(
+    database_url, tmp_path, is_postgres
+):
+    """Data written before 0003, then the upgrade: every series summary as recomputed."""
+    if is_postgres:
+        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
+    else:
+        url, drop = "sqlite:///" + str(tmp_path / "before.db"), (lambda: None)
+    app = make_app(url, tmp_path)
+    rng = random.Random(3)
+    try:
+        with app.app_context():
+            upgrade(revision="0002")
+            runs = [
+                {"id": number, "training_mode": mode, "status": "completed"}
+                for number, mode in enumerate(["centralized", "federated", "federated"], 1)
+            ]
+            for run in runs:
+                run["start_time"] = utc_now()
+            db.session.execute(Run.__table__.insert(), runs)
+            db.session.execute(
+                Client.__table__.insert(),
+                [{"id": 7, "run_id": 2, "client_identifier": "a", "created_at": utc_now()}],
+            )
+            points = {}
+            for _ in range(120):
+                run_id = rng.choice([1, 2, 3])
+                client = 7 if run_id == 2 and rng.random() < 0.3 else None
+                round_number = rng.choice([None, 1, 2]) if run_id != 1 else None
+                name = rng.choice(["val_acc", "val_loss", "learning_rate", "server_auc", "x"])
+                key = (run_id, name, rng.randint(0, 9), client, round_number)
+                points[key] = rng.choice([0.0, 0.1, 0.5, 0.5, 0.9, -2.0])
+            db.session.execute(
+                RunMetric.__table__.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "metric_name": name,
+                        "step": step,
+                        "client_id": client,
+                        "round_number": round_number,
+                        "metric_value": value,
+                        "dataset_type": "other",
+                    }
+                    for (run_id, name, step, client, round_number), value in points.items()
+                ],
+            )
+            evaluations = []
+            for run_id in (2, 3):
+                for round_number in range(5):
+                    evaluations.append(
+                        {
+                            "run_id": run_id,
+                            "round_number": round_number,
+                            "accuracy": rng.choice([None, 0.5, 0.7, 0.7]),
+                            "loss": rng.choice([None, 0.2, 0.3]),
+                            "true_positives": rng.choice([None, 3]),
+                            "num_samples": 10,
+                            "additional_metrics": rng.choice(
+                                [
+                                    None,
+                                    {"lr": 0.1, "hist": [1, 2], "flag": True},
+                                    {"server_custom": 2, "loss": 9.0, "accuracy": 1},
+                                ]
+                            ),
+                        }
+                    )
+            db.session.execute(ServerEvaluation.__table__.insert(), evaluations)
+            db.session.commit()
+            upgrade()
+            for run in runs:
+                expected = computed_summaries(run["id"])
+                assert expected
+                actual = stored_summaries(run["id"], expected)
+                assert set(actual) == set(expected)
+                for key, summary in expected.items():
+                    assert same_summary(actual[key], summary), (key, actual[key], summary)
+            stored_count = db.session.execute(
+                text("SELECT count(*) FROM metric_summaries")
+            ).scalar_one()
+            assert stored_count == sum(len(computed_summaries(run["id"])) for run in runs)
+            db.session.remove()
             db.engine.dispose()
     finally:
         drop()

@@ -3,12 +3,14 @@
 from runs_service.models.client import Client
 from runs_service.models.evaluation import ServerEvaluation
 from runs_service.models.metric import DatasetType, RunMetric
+from runs_service.models.metric_summary import MetricSummary
 from runs_service.models.run import Run, RunStatus, TrainingMode
 from runs_service.models.summary import RunSummary
 
 __all__ = [
     "Client",
     "DatasetType",
+    "MetricSummary",
     "Run",
     "RunMetric",
     "RunStatus",

@@ -17,8 +17,19 @@ from runs_service.catalogue import SERVER_COUNT_FIELDS, SERVER_NUMBER_FIELDS, da
 from runs_service.errors import Conflict, InvalidInput
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
+from runs_service.services.metric_summaries import (
+    apply_series_changes,
+    evaluation_changes,
+    existing_evaluations,
+    metric_point_changes,
+)
 from runs_service.services.runs import get_run
-from runs_service.services.summaries import refresh_run_summary
+from runs_service.services.summaries import (
+    record_evaluation_batch,
+    record_metric_batch,
+    record_new_clients,
+    series_to_read,
+)
 from runs_service.services.upsert import BatchResult, dialect_insert, upsert
 
 EVALUATION_VALUE_FIELDS = (*SERVER_NUMBER_FIELDS, "evaluation_time", "additional_metrics")
@@ -49,34 +60,24 @@ def _require_federated(run: Run, what: str) -> None:
         )
 
 
-def _finish(run: Run, *, dry_run: bool = False, history_changed: bool = True) -> None:
-    """Commit the batch with the run's refreshed summary, or roll back a dry run."""
-    if dry_run:
-        # The same statements, rolled back, give exactly the counts a real write reports.
-        db.session.rollback()
-        return
-    refresh_run_summary(run, history_changed=history_changed)
-    db.session.commit()
-
-
-def _client_ids(run_id: int, identifiers: Iterable[str]) -> dict[str, int]:
-    """Ids of the run's clients, registering the identifiers not seen before.
+def _client_ids(run_id: int, identifiers: Iterable[str]) -> tuple[dict[str, int], int]:
+    """Ids of the run's clients, registering the identifiers not seen before; and how many.
 
     Read first: a run's clients are nearly always registered already, and then one
     statement does. The caller holds the run's lock, so nobody registers in between.
     """
     wanted = sorted(set(identifiers))
     if not wanted:
-        return {}
+        return {}, 0
     known = _known_client_ids(run_id, wanted)
     missing = [name for name in wanted if name not in known]
     if not missing:
-        return known
+        return known, 0
     insert = dialect_insert(db.session, Client.__table__).on_conflict_do_nothing(
         index_elements=["run_id", "client_identifier"]
     )
     db.session.execute(insert, [{"run_id": run_id, "client_identifier": name} for name in missing])
-    return _known_client_ids(run_id, wanted)
+    return _known_client_ids(run_id, wanted), len(missing)
 
 
 def _known_client_ids(run_id: int, identifiers: Sequence[str]) -> dict[str, int]:
@@ -101,7 +102,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
     run = get_run(run_id, for_update=True)
     if any("client_identifier" in p or "round_number" in p for p in points):
         _require_federated(run, "client-local metrics (client_identifier, round_number)")
-    client_ids = _client_ids(
+    client_ids, new_clients = _client_ids(
         run_id, (p["client_identifier"] for p in points if "client_identifier" in p)
     )
     rows = [
@@ -122,6 +123,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
     rows.sort(
         key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1)
     )
+    changes = metric_point_changes(run_id, rows)
     result = upsert(
         db.session,
         RunMetric.__table__,
@@ -129,8 +131,10 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         key_columns=("run_id", "metric_name", "step", "client_key", "round_key"),
         value_columns=("metric_value", "dataset_type", "timestamp"),
     )
-    # A federated run's history is its server evaluations: its metric points are counted only.
-    _finish(run, history_changed=run.training_mode is TrainingMode.CENTRALIZED)
+    # Summaries follow the points this batch changed, never the run's whole history.
+    series = apply_series_changes(run_id, changes, also=series_to_read(run))
+    record_metric_batch(run, result.inserted, new_clients, series, changes)
+    db.session.commit()
     return result
 
 
@@ -157,6 +161,7 @@ def log_server_evaluations(
         for evaluation in map(_with_num_samples, evaluations)
     ]
     rows.sort(key=lambda r: r["round_number"])
+    previous = existing_evaluations(run_id, (row["round_number"] for row in rows))
     result = upsert(
         db.session,
         ServerEvaluation.__table__,
@@ -164,7 +169,14 @@ def log_server_evaluations(
         key_columns=("run_id", "round_number"),
         value_columns=EVALUATION_VALUE_FIELDS,
     )
-    _finish(run, dry_run=dry_run)
+    if dry_run:
+        # The same statements, rolled back, give exactly the counts a real write reports.
+        db.session.rollback()
+        return result
+    changes = evaluation_changes(previous, rows)
+    series = apply_series_changes(run_id, changes, also=series_to_read(run))
+    record_evaluation_batch(run, rows, previous, series, changes)
+    db.session.commit()
     return result
 
 
@@ -191,5 +203,6 @@ def register_clients(run_id: int, clients: Sequence[dict[str, Any]]) -> BatchRes
         key_columns=("run_id", "client_identifier"),
         value_columns=("client_config",),
     )
-    _finish(run)
+    record_new_clients(run, result.inserted)
+    db.session.commit()
     return result

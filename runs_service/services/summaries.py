@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import ScalarSelect, Update, bindparam, func, select
 
-from runs_service.catalogue import SCORE_METRICS, SERVER_COUNT_FIELDS
+from runs_service.catalogue import (
+    CENTRALIZED_METRIC_NAMES,
+    CONFUSION_METRIC_NAMES,
+    HISTORY_FIELDS,
+    METRIC_ALIASES,
+    SCORE_METRICS,
+    SERVER_COUNT_FIELDS,
+)
 from runs_service.extensions import db
-from runs_service.models import Client, Run, RunMetric, RunSummary
+from runs_service.models import Client, Run, RunMetric, RunSummary, TrainingMode
+from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.models.types import utc_now
 from runs_service.services.definitions import CentralizedView, FederatedView
+from runs_service.services.metric_summaries import SeriesKey
 from runs_service.services.results import load_history_view
+from runs_service.services.series import SeriesSummary
 from runs_service.services.upsert import dialect_insert
 
 # RunSummary column -> key of a history view's bests.
@@ -76,3 +88,182 @@ def refresh_all_summaries() -> int:
         refresh_run_summary(run)
     db.session.commit()
     return len(runs)
+
+
+# --- Incremental upkeep: a batch touches its own series, never the run's whole history ---
+
+_AMBIGUOUS = object()
+
+
+def _score_best(series: Mapping[str, SeriesSummary], names: Sequence[str]) -> Any:
+    present = [series[name] for name in names if name in series]
+    if len(present) > 1:
+        # A name and its alias both logged: per epoch the name wins, which only the
+        # points can tell.
+        return _AMBIGUOUS
+    return present[0].best_value if present else None
+
+
+def centralized_facts(
+    series: Mapping[str, SeriesSummary], value_at: Callable[[Sequence[str], int], dict[str, float]]
+) -> dict[str, Any] | None:
+    """A centralized run's bests and final counts from its run-level series summaries.
+
+    value_at(names, step) reads single points (a count series that goes on past the
+    final epoch). None when only the points can decide (a metric logged under two names).
+    """
+    values: dict[str, Any] = {}
+    for metric in SCORE_METRICS:
+        found = _score_best(series, (metric.history_name, *metric.aliases))
+        if found is _AMBIGUOUS:
+            return None
+        values[f"best_{metric.key}"] = found
+    # The final epoch: the highest step with a history metric (counts alone make none).
+    history_steps = [
+        series[name].last_step for name in (*HISTORY_FIELDS, *METRIC_ALIASES) if name in series
+    ]
+    counts: dict[str, float | None] = dict.fromkeys(CONFUSION_METRIC_NAMES)
+    if history_steps:
+        final = max(history_steps)
+        beyond = []
+        for name in CONFUSION_METRIC_NAMES:
+            summary = series.get(name)
+            if summary is not None and summary.last_step == final:
+                counts[name] = summary.last_value
+            elif summary is not None and summary.last_step > final:
+                beyond.append(name)
+        if beyond:
+            counts.update(value_at(beyond, final))
+    complete = None not in counts.values()
+    for column, count in zip(FINAL_COUNT_COLUMNS, CONFUSION_METRIC_NAMES, strict=True):
+        values[column[0]] = int(counts[count]) if complete else None
+    return values
+
+
+def _run_level_values_at(run_id: int) -> Callable[[Sequence[str], int], dict[str, float]]:
+    def value_at(names: Sequence[str], step: int) -> dict[str, float]:
+        query = select(RunMetric.metric_name, RunMetric.metric_value).where(
+            RunMetric.run_id == run_id,
+            RunMetric.metric_name.in_(names),
+            RunMetric.step == step,
+            RunMetric.client_key == RUN_LEVEL,
+        )
+        return dict(db.session.connection().execute(query).all())
+
+    return value_at
+
+
+# Columns an incremental update adds to instead of setting.
+_ADDED = ("metrics_count", "registered_clients")
+
+
+@functools.cache
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    table = RunSummary.__table__
+    return (
+        table.update()
+        .where(table.c.run_id == bindparam("summary_run_id"))
+        .values(
+            {
+                column: table.c[column] + bindparam(column)
+                if column in _ADDED
+                else bindparam(column)
+                for column in columns
+            }
+        )
+    )
+
+
+def _update_summary(run: Run, values: dict[str, Any]) -> None:
+    """UPDATE the run's summary row; a missing row (a restore without them) is rebuilt whole.
+
+    metrics_count and registered_clients in `values` are increments.
+    """
+    values = {**values, "updated_at": utc_now()}
+    statement = _update_statement(tuple(sorted(values)))
+    result = db.session.connection().execute(statement, {**values, "summary_run_id": run.id})
+    if result.rowcount != 1:
+        refresh_run_summary(run)
+
+
+def series_to_read(run: Run) -> list[SeriesKey]:
+    """The series a run's summary is derived from (read along with a batch's own)."""
+    if run.training_mode is TrainingMode.CENTRALIZED:
+        return [(name, RUN_LEVEL) for name in CENTRALIZED_METRIC_NAMES]
+    return [(metric.series_name, RUN_LEVEL) for metric in SCORE_METRICS]
+
+
+def record_metric_batch(
+    run: Run,
+    inserted: int,
+    new_clients: int,
+    series: Mapping[SeriesKey, SeriesSummary | None],
+    changed: Iterable[SeriesKey],
+) -> None:
+    """Update a run's summary after a metric batch from its series (series_to_read's and
+    the changed ones, as apply_series_changes returns them)."""
+    values: dict[str, Any] = {
+        "metrics_count": inserted,
+        "registered_clients": new_clients,
+    }
+    # A federated run's history is its server evaluations: its metric points are counted only.
+    history = {name for name, client in changed if client == RUN_LEVEL} & set(
+        CENTRALIZED_METRIC_NAMES
+    )
+    if run.training_mode is TrainingMode.CENTRALIZED and history:
+        run_level = {
+            name: summary
+            for (name, client), summary in series.items()
+            if client == RUN_LEVEL and summary is not None
+        }
+        facts = centralized_facts(run_level, _run_level_values_at(run.id))
+        if facts is None:
+            refresh_run_summary(run)
+            return
+        values.update(facts)
+    _update_summary(run, values)
+
+
+def record_evaluation_batch(
+    run: Run,
+    evaluations: Sequence[Mapping[str, Any]],
+    previous_rounds: Iterable[int],
+    series: Mapping[SeriesKey, SeriesSummary | None],
+    changed: Iterable[SeriesKey],
+) -> None:
+    """Update a federated run's summary after a batch of whole rounds.
+
+    Rounds, latest round and its values come from the batch and the stored summary; the
+    bests from the server_* series summaries (over training rounds, SPEC §3).
+    """
+    stored = db.session.execute(
+        select(RunSummary.num_rounds, RunSummary.latest_round).where(RunSummary.run_id == run.id)
+    ).one_or_none()
+    if stored is None or not evaluations:
+        refresh_run_summary(run)
+        return
+    previous = set(previous_rounds)
+    training = {e["round_number"]: e for e in evaluations if e["round_number"] >= 1}
+    values: dict[str, Any] = {
+        "has_server_evaluation": True,
+        "num_rounds": stored.num_rounds + len(training.keys() - previous),
+    }
+    latest = max([*training, *([stored.latest_round] if stored.latest_round else [])], default=None)
+    if latest is not None and latest in training:
+        evaluation = training[latest]
+        counts = [evaluation.get(field) for field in SERVER_COUNT_FIELDS]
+        complete = None not in counts
+        values["latest_round"] = latest
+        values["latest_accuracy"] = evaluation.get("accuracy")
+        for (column, _), count in zip(FINAL_COUNT_COLUMNS, counts, strict=True):
+            values[column] = count if complete else None
+    if any((metric.series_name, RUN_LEVEL) in set(changed) for metric in SCORE_METRICS):
+        for metric in SCORE_METRICS:
+            summary = series.get((metric.series_name, RUN_LEVEL))
+            values[f"best_{metric.key}"] = None if summary is None else summary.best_value
+    _update_summary(run, values)
+
+
+def record_new_clients(run: Run, new_clients: int) -> None:
+    """Update a run's client count after a registration batch."""
+    _update_summary(run, {"registered_clients": new_clients})

@@ -185,6 +185,8 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "server_evaluations": 2,
         "run_metrics": 4,
         "run_summaries": 2,
+        # val_loss, client_0's train_loss and server_loss of each run.
+        "metric_summaries": 6,
     }
 
     response = client.delete(f"/api/runs/{run['id']}", headers=admin_auth)
@@ -197,6 +199,7 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "server_evaluations": 1,
         "run_metrics": 2,
         "run_summaries": 1,
+        "metric_summaries": 3,
     }
 
 

@@ -1,0 +1,487 @@
+"""Per-series summaries (SPEC §7): kept at write time, read without scanning points.
+
+Every batch write hands this module the points it changes (old and new value); only
+the series those points belong to are read and rewritten, inside the batch's own
+transaction. A change the stored facts cannot absorb (the point that held the maximum
+lowered, say) recomputes that one series from its points.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Insert, Row, Select, bindparam, delete, func, select, tuple_
+
+from runs_service.catalogue import SERVER_PREFIX, direction, server_series
+from runs_service.extensions import db
+from runs_service.models import Client, MetricSummary, Run, RunMetric, ServerEvaluation
+from runs_service.models.metric_summary import RUN_LEVEL
+from runs_service.services.runs import get_run
+from runs_service.services.series import (
+    RECOMPUTE,
+    BestRule,
+    Change,
+    Point,
+    SeriesSummary,
+    apply_changes,
+    summarize,
+)
+from runs_service.services.upsert import dialect_insert
+
+# (metric_name, client_key): one series of a run.
+SeriesKey = tuple[str, int]
+# Server evaluations order before a run-level metric point of the same name and step.
+SERVER_ROUND_KEY = -2
+
+SUMMARY_FIELDS = (
+    "count",
+    "value_sum",
+    "first_step",
+    "first_value",
+    "last_step",
+    "last_value",
+    "min_step",
+    "min_value",
+    "max_step",
+    "max_value",
+    "best_step",
+    "best_value",
+)
+_COLUMNS = tuple(getattr(MetricSummary, name) for name in SUMMARY_FIELDS)
+EVALUATION_SERIES_COLUMNS = (
+    ServerEvaluation.round_number,
+    ServerEvaluation.loss,
+    ServerEvaluation.accuracy,
+    ServerEvaluation.precision,
+    ServerEvaluation.recall,
+    ServerEvaluation.f1_score,
+    ServerEvaluation.auroc,
+    ServerEvaluation.true_positives,
+    ServerEvaluation.true_negatives,
+    ServerEvaluation.false_positives,
+    ServerEvaluation.false_negatives,
+    ServerEvaluation.num_samples,
+    ServerEvaluation.additional_metrics,
+)
+
+
+def series_rule(name: str) -> BestRule:
+    """The best rule of a series: its name's direction; server_* over training rounds only."""
+    return BestRule(direction(name), 1 if name.startswith(SERVER_PREFIX) else 0)
+
+
+def _summary_of(row: Row | Mapping[str, Any]) -> SeriesSummary:
+    values = row._mapping if isinstance(row, Row) else row
+    return SeriesSummary(
+        count=values["count"],
+        total=values["value_sum"],
+        **{name: values[name] for name in SUMMARY_FIELDS[2:]},
+    )
+
+
+def _row_of(run_id: int, key: SeriesKey, summary: SeriesSummary) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "metric_name": key[0],
+        "client_key": key[1],
+        "count": summary.count,
+        "value_sum": summary.total,
+        **{name: getattr(summary, name) for name in SUMMARY_FIELDS[2:]},
+    }
+
+
+# --- Changes of a write ------------------------------------------------------------------
+
+
+@functools.cache
+def _existing_points_query() -> Select:
+    # The batch's names over its step range: an index range of the point key per name.
+    return select(
+        RunMetric.metric_name,
+        RunMetric.step,
+        RunMetric.client_key,
+        RunMetric.round_key,
+        RunMetric.metric_value,
+    ).where(
+        RunMetric.run_id == bindparam("run_id"),
+        RunMetric.metric_name.in_(bindparam("names", expanding=True)),
+        RunMetric.step.between(bindparam("low"), bindparam("high")),
+    )
+
+
+def metric_point_changes(
+    run_id: int, rows: Sequence[Mapping[str, Any]]
+) -> dict[SeriesKey, list[Change]]:
+    """The changes a metric batch makes, per series, read before the batch is written.
+
+    rows are run_metrics rows about to be upserted (metric_name, step, client_id,
+    round_number, metric_value); one statement finds the points they replace.
+    """
+    steps = [row["step"] for row in rows]
+    parameters = {
+        "run_id": run_id,
+        "names": sorted({row["metric_name"] for row in rows}),
+        "low": min(steps),
+        "high": max(steps),
+    }
+    existing = {
+        (name, step, client, round_key): value
+        for name, step, client, round_key, value in db.session.connection().execute(
+            _existing_points_query(), parameters
+        )
+    }
+    changes: dict[SeriesKey, list[Change]] = defaultdict(list)
+    for row in rows:
+        client = row["client_id"] or RUN_LEVEL
+        round_number = row["round_number"]
+        round_key = -1 if round_number is None else round_number
+        name, step, value = row["metric_name"], row["step"], row["metric_value"]
+        old = existing.get((name, step, client, round_key)) if existing else None
+        if old != value:
+            changes[(name, client)].append(Change(step, round_key, old, value))
+    return changes
+
+
+def existing_evaluations(run_id: int, rounds: Iterable[int]) -> dict[int, Mapping[str, Any]]:
+    """The stored evaluations of these rounds (the columns that form series), by round."""
+    query = select(*EVALUATION_SERIES_COLUMNS).where(
+        ServerEvaluation.run_id == run_id, ServerEvaluation.round_number.in_(sorted(set(rounds)))
+    )
+    return {row["round_number"]: row for row in db.session.execute(query).mappings()}
+
+
+def evaluation_changes(
+    old: Mapping[int, Mapping[str, Any]], new: Iterable[Mapping[str, Any]]
+) -> dict[SeriesKey, list[Change]]:
+    """The server_* series changes of re-writing whole rounds (old rows -> new rows)."""
+    changes: dict[SeriesKey, list[Change]] = defaultdict(list)
+    for evaluation in new:
+        round_number = evaluation["round_number"]
+        before = server_series(old.get(round_number) or {})
+        after = server_series(evaluation)
+        for name in sorted(before.keys() | after.keys()):
+            if before.get(name) != after.get(name):
+                changes[(name, RUN_LEVEL)].append(
+                    Change(round_number, SERVER_ROUND_KEY, before.get(name), after.get(name))
+                )
+    return changes
+
+
+# --- Applying them -------------------------------------------------------------------------
+
+
+@functools.cache
+def _stored_query() -> Select:
+    return select(MetricSummary.metric_name, MetricSummary.client_key, *_COLUMNS).where(
+        MetricSummary.run_id == bindparam("run_id"),
+        MetricSummary.metric_name.in_(bindparam("names", expanding=True)),
+    )
+
+
+def _stored(run_id: int, keys: Iterable[SeriesKey]) -> dict[SeriesKey, SeriesSummary]:
+    keys = set(keys)
+    rows = db.session.connection().execute(
+        _stored_query(), {"run_id": run_id, "names": sorted({name for name, _ in keys})}
+    )
+    return {
+        (row.metric_name, row.client_key): _summary_of(row)
+        for row in rows
+        if (row.metric_name, row.client_key) in keys
+    }
+
+
+def series_points(run_id: int, name: str, client_key: int) -> list[Point]:
+    """Every point of one series (its metric points, and server evaluations for server_*)."""
+    query = select(RunMetric.step, RunMetric.round_key, RunMetric.metric_value).where(
+        RunMetric.run_id == run_id,
+        RunMetric.metric_name == name,
+        RunMetric.client_key == client_key,
+    )
+    points: list[Point] = [tuple(row) for row in db.session.connection().execute(query)]
+    if client_key == RUN_LEVEL and name.startswith(SERVER_PREFIX):
+        evaluations = select(*EVALUATION_SERIES_COLUMNS).where(ServerEvaluation.run_id == run_id)
+        for evaluation in db.session.execute(evaluations).mappings():
+            value = server_series(evaluation).get(name)
+            if value is not None:
+                points.append((evaluation["round_number"], SERVER_ROUND_KEY, value))
+    return points
+
+
+def apply_series_changes(
+    run_id: int,
+    changes: Mapping[SeriesKey, Sequence[Change]],
+    also: Iterable[SeriesKey] = (),
+) -> dict[SeriesKey, SeriesSummary | None]:
+    """Bring the summaries of the changed series up to date; return them (None = gone).
+
+    Reads the stored summaries of these series only (one statement, which also reads the
+    series in `also` for the caller), recomputes a series from its points only when its
+    stored facts cannot absorb the change, and writes back in one upsert. The caller's
+    transaction holds the run's lock and commits.
+    """
+    changes = {key: batch for key, batch in changes.items() if batch}
+    wanted = set(also) | changes.keys()
+    stored = _stored(run_id, wanted) if wanted else {}
+    result: dict[SeriesKey, SeriesSummary | None] = {
+        key: stored.get(key) for key in wanted - changes.keys()
+    }
+    written: dict[SeriesKey, SeriesSummary | None] = {}
+    for key, batch in changes.items():
+        updated = apply_changes(stored.get(key), batch, series_rule(key[0]))
+        if updated is RECOMPUTE:
+            updated = summarize(series_points(run_id, *key), series_rule(key[0]))
+        result[key] = updated
+        if updated != stored.get(key):
+            written[key] = updated
+    _write(run_id, written)
+    return result
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Insert:
+    insert = dialect_insert(db.session, MetricSummary.__table__)
+    return insert.on_conflict_do_update(
+        index_elements=["run_id", "metric_name", "client_key"],
+        set_={name: insert.excluded[name] for name in SUMMARY_FIELDS},
+    )
+
+
+def _write(run_id: int, summaries: Mapping[SeriesKey, SeriesSummary | None]) -> None:
+    gone = [key for key, summary in summaries.items() if summary is None]
+    rows = [
+        _row_of(run_id, key, summary) for key, summary in summaries.items() if summary is not None
+    ]
+    if rows:
+        db.session.connection().execute(_upsert_statement(db.session.get_bind().dialect.name), rows)
+    if gone:
+        db.session.execute(
+            delete(MetricSummary).where(
+                MetricSummary.run_id == run_id,
+                tuple_(MetricSummary.metric_name, MetricSummary.client_key).in_(gone),
+            )
+        )
+
+
+def run_level_summaries(run_id: int, names: Iterable[str]) -> dict[str, SeriesSummary]:
+    """The stored run-level summaries of these names of a run (one statement)."""
+    return {name: summary for (name, _), summary in _stored(run_id, _run_level(names)).items()}
+
+
+def _run_level(names: Iterable[str]) -> list[SeriesKey]:
+    return [(name, RUN_LEVEL) for name in names]
+
+
+# --- Reading -----------------------------------------------------------------------------
+
+
+def _point(step: int | None, value: float | None) -> dict[str, Any] | None:
+    return None if step is None else {"step": step, "value": value}
+
+
+def metric_summary_entry(name: str, client: str | None, summary: SeriesSummary) -> dict[str, Any]:
+    """A MetricSummary (SPEC §7) of a stored series summary."""
+    return {
+        "name": name,
+        "client": client,
+        "direction": direction(name),
+        "count": summary.count,
+        "mean": summary.mean,
+        "first": _point(summary.first_step, summary.first_value),
+        "last": _point(summary.last_step, summary.last_value),
+        "min": _point(summary.min_step, summary.min_value),
+        "max": _point(summary.max_step, summary.max_value),
+        "best": _point(summary.best_step, summary.best_value),
+    }
+
+
+def read_metric_summaries(
+    run_ids: Sequence[int], names: Sequence[str] | None = None, client: str | None = None
+) -> dict[int, list[dict]]:
+    """The MetricSummary dicts of several runs in one statement, from stored summaries only.
+
+    client=None gives run-level series (server_* included); a client identifier gives that
+    client's series only. Every requested run id is a key (an empty list when it has none);
+    each list is ordered by name, then client. Runs are not checked for existence.
+    """
+    found: dict[int, list[dict]] = {run_id: [] for run_id in run_ids}
+    if not found:
+        return found
+    query = (
+        select(
+            MetricSummary.run_id,
+            MetricSummary.metric_name,
+            Client.client_identifier,
+            *_COLUMNS,
+        )
+        .outerjoin(Client, Client.id == MetricSummary.client_key)
+        .where(MetricSummary.run_id.in_(sorted(found)))
+    )
+    if names is not None:
+        query = query.where(MetricSummary.metric_name.in_(sorted(set(names))))
+    if client is None:
+        query = query.where(MetricSummary.client_key == RUN_LEVEL)
+    else:
+        query = query.where(Client.client_identifier == client)
+    query = query.order_by(
+        MetricSummary.run_id, MetricSummary.metric_name, MetricSummary.client_key
+    )
+    for row in db.session.connection().execute(query):
+        found[row.run_id].append(
+            metric_summary_entry(row.metric_name, row.client_identifier, _summary_of(row))
+        )
+    return found
+
+
+# --- Rebuilding --------------------------------------------------------------------------
+
+
+def computed_summaries(run_id: int) -> dict[SeriesKey, SeriesSummary]:
+    """Every series summary of a run recomputed from all its points (the definition)."""
+    points: dict[SeriesKey, list[Point]] = defaultdict(list)
+    query = select(
+        RunMetric.metric_name,
+        RunMetric.client_key,
+        RunMetric.step,
+        RunMetric.round_key,
+        RunMetric.metric_value,
+    ).where(RunMetric.run_id == run_id)
+    for name, client, step, round_key, value in db.session.connection().execute(query):
+        points[(name, client)].append((step, round_key, value))
+    evaluations = select(*EVALUATION_SERIES_COLUMNS).where(ServerEvaluation.run_id == run_id)
+    for evaluation in db.session.execute(evaluations).mappings():
+        for name, value in server_series(evaluation).items():
+            points[(name, RUN_LEVEL)].append((evaluation["round_number"], SERVER_ROUND_KEY, value))
+    summaries = {key: summarize(series, series_rule(key[0])) for key, series in points.items()}
+    return {key: summary for key, summary in summaries.items() if summary is not None}
+
+
+def same_summary(a: SeriesSummary | None, b: SeriesSummary | None) -> bool:
+    """Equal, the sum up to float rounding (added up in another order)."""
+    if a is None or b is None:
+        return a is b
+    return a == SeriesSummary(**{**vars(b), "total": a.total}) and math.isclose(
+        a.total, b.total, rel_tol=1e-9, abs_tol=1e-9
+    )
+
+
+def refresh_run_metric_summaries(run_id: int) -> int:
+    """Rewrite the series summaries of a run that differ from its points; returns how many."""
+    expected = computed_summaries(run_id)
+    stored = {
+        (row.metric_name, row.client_key): _summary_of(row)
+        for row in db.session.connection().execute(
+            select(MetricSummary.metric_name, MetricSummary.client_key, *_COLUMNS).where(
+                MetricSummary.run_id == run_id
+            )
+        )
+    }
+    changed: dict[SeriesKey, SeriesSummary | None] = {
+        key: summary
+        for key, summary in expected.items()
+        if not same_summary(stored.get(key), summary)
+    }
+    changed.update({key: None for key in stored.keys() - expected.keys()})
+    _write(run_id, changed)
+    return len(changed)
+
+
+def refresh_all_metric_summaries() -> tuple[int, int]:
+    """Recompute every run's series summaries; returns (runs, series rewritten)."""
+    run_ids = db.session.scalars(select(Run.id).order_by(Run.id)).all()
+    rewritten = sum(refresh_run_metric_summaries(run_id) for run_id in run_ids)
+    db.session.commit()
+    return len(run_ids), rewritten
+
+
+# --- GET /api/runs/{run_id}/metric-summaries ---------------------------------------------
+
+
+def run_level_values_at(run_id: int, names: Sequence[str], step: int) -> dict[str, float | None]:
+    """The value of each named run-level series at one step (None where it has no point).
+
+    Point lookups through the metric-point key, plus the round's server evaluation for
+    server_* names; a series with several points at that step gives the last (highest round).
+    """
+    values: dict[str, float | None] = dict.fromkeys(names)
+    if not names:
+        return values
+    if any(name.startswith(SERVER_PREFIX) for name in names):
+        evaluation = (
+            db.session.execute(
+                select(*EVALUATION_SERIES_COLUMNS).where(
+                    ServerEvaluation.run_id == run_id, ServerEvaluation.round_number == step
+                )
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if evaluation is not None:
+            found = server_series(evaluation)
+            values.update({name: found[name] for name in names if name in found})
+    query = (
+        select(RunMetric.metric_name, RunMetric.metric_value)
+        .where(
+            RunMetric.run_id == run_id,
+            RunMetric.metric_name.in_(sorted(set(names))),
+            RunMetric.step == step,
+            RunMetric.client_key == RUN_LEVEL,
+        )
+        .order_by(RunMetric.round_key)
+    )
+    values.update(dict(db.session.connection().execute(query).all()))
+    return values
+
+
+def at_best(
+    run_id: int, name: str, summaries: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """{name, step, values}: the other run-level series at the step of `name`'s best.
+
+    `summaries` are the run-level MetricSummary dicts being answered (their names are the
+    keys of values); None when `name` has no run-level best.
+    """
+    stored = run_level_summaries(run_id, [name]).get(name)
+    if stored is None or stored.best_step is None:
+        return None
+    others = [entry["name"] for entry in summaries if entry["name"] != name]
+    return {
+        "name": name,
+        "step": stored.best_step,
+        "values": run_level_values_at(run_id, others, stored.best_step),
+    }
+
+
+def get_metric_summaries(
+    run_id: int,
+    names: Sequence[str] | None = None,
+    client: str | None = None,
+    at_best_of: str | None = None,
+) -> dict[str, Any]:
+    """A run's series summaries; with at_best_of, the run-level values at that best's step."""
+    get_run(run_id)
+    metrics = read_metric_summaries([run_id], names, client)[run_id]
+    answer: dict[str, Any] = {"run_id": run_id, "metrics": metrics}
+    if at_best_of is not None:
+        run_level = metrics if client is None else read_metric_summaries([run_id], names)[run_id]
+        answer["at_best"] = at_best(run_id, at_best_of, run_level)
+    return answer
+
+
+def metric_names() -> dict[str, Any]:
+    """Every run-level series name in use with its direction and number of runs."""
+    query = (
+        select(MetricSummary.metric_name, func.count())
+        .where(MetricSummary.client_key == RUN_LEVEL)
+        .group_by(MetricSummary.metric_name)
+        .order_by(MetricSummary.metric_name)
+    )
+    return {
+        "names": [
+            {"name": name, "direction": direction(name), "runs": runs}
+            for name, runs in db.session.execute(query)
+        ]
+    }
