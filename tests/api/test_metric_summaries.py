@@ -237,7 +237,7 @@ def test_names_filter_keeps_name_order(client, auth, create_run):
     run_id = create_run()["id"]
     for name in ("val_loss", "b", "a", "val_acc"):
         log_metrics(client, auth, run_id, series(name, {0: 0.5}))
-    body = summaries(client, run_id, names="val_acc, a,zzz,a")
+    body = summaries(client, run_id, names="val_acc,a,zzz,a")
     assert [entry["name"] for entry in body["metrics"]] == ["a", "val_acc"]
 
 
