@@ -63,6 +63,8 @@ VALID_REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/runs/{run_id}/metric-history"): {"query_string": {"max_points": 100}},
     ("get", "/api/runs/{run_id}/clients"): {},
     ("get", "/api/runs/compare"): {"query_string": {"run_ids": "1,2", "names": "val_acc"}},
+    ("get", "/api/runs/{run_id}/metric-summaries"): {"query_string": {"at_best_of": "val_acc"}},
+    ("get", "/api/runs/metric-names"): {},
     ("get", "/healthz"): {},
     ("get", "/readyz"): {},
 }
