@@ -61,7 +61,13 @@ READ_CASES = (
         "`/list` 50 by best_val_accuracy",
         "/api/runs/list?limit=50&sort_by=best_val_accuracy",
     ),
+    (
+        "list_metric_best",
+        "`/list` 50 by val_acc's best (sort_by=metric)",
+        "/api/runs/list?limit=50&sort_by=metric&sort_metric=val_acc",
+    ),
     ("metrics_big", "`/metrics` 1,000 epochs", "/api/runs/{big}/metrics"),
+    ("summaries_big", "`metric-summaries` 1,000 epochs", "/api/runs/{big}/metric-summaries"),
     ("csv_big", "`/download/csv` 1,000 epochs", "/api/runs/{big}/download/csv"),
     ("analytics", "`/analytics/summary`", "/api/runs/analytics/summary"),
     # Dashboard pages (HTML rendered on the server; their charts' data are the cases above).
@@ -75,7 +81,9 @@ READ_TARGETS_MS = {
     "list_start_time": 5.0,
     "list_federated": 5.0,
     "list_best_acc": 5.0,
+    "list_metric_best": 6.0,
     "metrics_big": 40.0,
+    "summaries_big": 5.0,
     "csv_big": 60.0,
     "analytics": 50.0,
     "page_list": 20.0,

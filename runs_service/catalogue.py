@@ -55,7 +55,13 @@ RUN_SORT_KEYS = ("start_time", "end_time", "id", "status", "training_mode", "dur
 BEST_SORT_KEYS: Mapping[str, str] = MappingProxyType(
     {"best_val_accuracy": "accuracy", "best_val_recall": "recall"}
 )
-LIST_SORT_KEYS = (*RUN_SORT_KEYS, *BEST_SORT_KEYS)
+# sort_by=metric sorts by one run-level series' stored stat (sort_metric, sort_stat).
+METRIC_SORT_KEY = "metric"
+LIST_SORT_KEYS = (*RUN_SORT_KEYS, *BEST_SORT_KEYS, METRIC_SORT_KEY)
+METRIC_SORT_STATS = ("best", "last", "min", "max")
+MAX_LIST_METRICS = 10
+# GET /api/runs/{run_id}/metric-summaries.
+MAX_SUMMARY_NAMES = 50
 
 # GET /api/runs/analytics/summary.
 DEFAULT_TOP_N = 10

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from runs_service.catalogue import (
     DEFAULT_LIST_LIMIT,
     LIST_SORT_KEYS,
     MAX_LIST_LIMIT,
+    MAX_LIST_METRICS,
     MAX_OFFSET,
+    MAX_SERIES_NAME_LENGTH,
+    METRIC_SORT_KEY,
+    METRIC_SORT_STATS,
     SORT_ORDERS,
 )
 from runs_service.models.run import RunStatus, TrainingMode
-from runs_service.schemas.fields import UTCDateTimeField
+from runs_service.schemas.fields import NameList, UTCDateTimeField, storable_text
 from runs_service.schemas.results import ConfusionMatrixSchema, PreshapedList
 
 
@@ -43,7 +47,30 @@ class RunListQuerySchema(Schema):
             "description": "Sort key. Nulls come last in both directions and ties are broken "
             "by id in the same direction; status and training_mode sort by their string value; "
             "duration sorts by the exact duration (duration_minutes shows it rounded); "
-            "best_val_* use the run's best validation metric (SPEC §3)."
+            "best_val_* use the run's best validation metric (SPEC §3); metric sorts by "
+            "sort_stat of the run-level series sort_metric, runs without that value last."
+        },
+    )
+    sort_metric = fields.String(
+        validate=[validate.Length(1, MAX_SERIES_NAME_LENGTH), storable_text],
+        metadata={
+            "description": "With sort_by=metric (and only then, required): the run-level "
+            "series to sort by, e.g. val_loss or server_accuracy."
+        },
+    )
+    sort_stat = fields.String(
+        validate=validate.OneOf(METRIC_SORT_STATS),
+        metadata={
+            "description": "With sort_by=metric: which stored value of sort_metric orders the "
+            "runs: best (default; by the name's direction, null without one), last (highest "
+            "step), min or max."
+        },
+    )
+    metrics = NameList(
+        MAX_LIST_METRICS,
+        metadata={
+            "description": "Run-level series to show: each run then carries metrics "
+            "{name: {best, last}}, null where it has no such value."
         },
     )
     sort_order = fields.String(
@@ -57,6 +84,15 @@ class RunListQuerySchema(Schema):
     started_before = UTCDateTimeField(
         metadata={"description": "Only runs started before this time (exclusive)."}
     )
+
+    @validates_schema
+    def _metric_sort(self, data, **kwargs) -> None:
+        by_metric = data.get("sort_by") == METRIC_SORT_KEY
+        if by_metric and "sort_metric" not in data:
+            raise ValidationError("Required with sort_by=metric.", "sort_metric")
+        for name in ("sort_metric", "sort_stat"):
+            if name in data and not by_metric:
+                raise ValidationError("Only with sort_by=metric.", name)
 
 
 class FederatedInfoSchema(Schema):
@@ -78,6 +114,15 @@ class FederatedInfoSchema(Schema):
     )
     latest_accuracy = fields.Float(
         allow_none=True, metadata={"description": "Server accuracy of latest_round."}
+    )
+
+
+class MetricColumnSchema(Schema):
+    """One run-level series of a run in the list."""
+
+    best = fields.Float(allow_none=True, metadata={"description": "Its best value, or null."})
+    last = fields.Float(
+        allow_none=True, metadata={"description": "Its value at the highest step, or null."}
     )
 
 
@@ -117,6 +162,11 @@ class RunSummarySchema(Schema):
             "description": "Confusion-matrix statistics of the final epoch (centralized, val_cm_*) "
             "or latest training round (federated); null when its four counts are not all present."
         },
+    )
+    metrics = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(MetricColumnSchema),
+        metadata={"description": "Only with the metrics parameter: each named series' values."},
     )
 
 

@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
-from runs_service.catalogue import MAX_CLIENT_IDENTIFIER_LENGTH, MAX_SERIES_NAME_LENGTH
-from runs_service.schemas.fields import storable_text
-
-MAX_SUMMARY_NAMES = 50
-
-
-def name_list_pattern(max_items: int) -> str:
-    """A comma-separated list of 1..max_items names of 1..MAX_SERIES_NAME_LENGTH characters."""
-    name = f"[^,\\x00]{{1,{MAX_SERIES_NAME_LENGTH}}}"
-    return f"^{name}(,{name}){{0,{max_items - 1}}}$"
-
-
-class NameList(fields.String):
-    """A comma-separated list of metric names, split at every comma (spaces are kept)."""
-
-    def __init__(self, max_items: int, **kwargs: Any) -> None:
-        self.max_items = max_items
-        self.pattern = name_list_pattern(max_items)
-        metadata = dict(kwargs.pop("metadata", None) or {})
-        metadata["description"] = (
-            f"{metadata.get('description', '')} Comma-separated, 1 to {max_items} names of "
-            f"1 to {MAX_SERIES_NAME_LENGTH} characters; a repeated name counts once."
-        ).strip()
-        metadata["pattern"] = self.pattern
-        super().__init__(metadata=metadata, **kwargs)
-
-    def _deserialize(self, value: Any, attr, data, **kwargs) -> list[str]:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        storable_text(text)
-        if re.fullmatch(self.pattern, text) is None:
-            raise ValidationError(
-                f"Must be 1 to {self.max_items} comma-separated names of 1 to "
-                f"{MAX_SERIES_NAME_LENGTH} characters, none empty."
-            )
-        return list(dict.fromkeys(text.split(",")))
+from runs_service.catalogue import (
+    MAX_CLIENT_IDENTIFIER_LENGTH,
+    MAX_SERIES_NAME_LENGTH,
+    MAX_SUMMARY_NAMES,
+)
+from runs_service.schemas.fields import NameList, storable_text
 
 
 def SeriesName(**kwargs: Any) -> fields.String:

@@ -6,17 +6,34 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Float,
+    Row,
+    Select,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 
 from runs_service.catalogue import (
     BEST_SORT_KEYS,
     DEFAULT_LIST_LIMIT,
     LIST_SORT_KEYS,
+    METRIC_SORT_KEY,
+    METRIC_SORT_STATS,
     SORT_ORDERS,
 )
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
-from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
+from runs_service.models import MetricSummary, Run, RunStatus, RunSummary, TrainingMode
+from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.services import run_stats
 from runs_service.services.definitions import (
     client_count,
@@ -81,6 +98,81 @@ def _page_query(filters: frozenset[str], sort_by: str, descending: bool) -> Sele
     return query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
+def _stat_column(stat: str) -> ColumnElement[float]:
+    return getattr(MetricSummary, f"{stat}_value")
+
+
+@functools.cache
+def _metric_page_query(filters: frozenset[str], stat: str, descending: bool) -> CompoundSelect:
+    """The page sorted by one run-level series' stored stat, runs without it last.
+
+    Two index walks of at most limit + offset rows each: the runs with a value, in value
+    order (ix_metric_summaries_best/last give it), then the others by id; the page is cut
+    from the pair, so nothing sorts every run.
+    """
+    value = _stat_column(stat)
+    of_metric = (
+        MetricSummary.metric_name == bindparam("sort_metric"),
+        MetricSummary.client_key == RUN_LEVEL,
+        value.is_not(None),
+    )
+    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
+    with_value = (
+        select(*_PAGE_COLUMNS, value.label("sort_value"), literal(0).label("sort_group"))
+        .select_from(MetricSummary)
+        .join(Run, Run.id == MetricSummary.run_id)
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .where(*of_metric, *run_stats.run_filters(filters))
+        .order_by(direction(value), direction(MetricSummary.run_id))
+        .limit(bindparam("window"))
+        .subquery()
+    )
+    without_value = (
+        select(
+            *_PAGE_COLUMNS, cast(null(), Float).label("sort_value"), literal(1).label("sort_group")
+        )
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .where(
+            *run_stats.run_filters(filters),
+            ~exists().where(MetricSummary.run_id == Run.id, *of_metric),
+        )
+        .order_by(direction(Run.id))
+        .limit(bindparam("window"))
+        .subquery()
+    )
+    page = union_all(select(with_value), select(without_value)).subquery()
+    return (
+        select(page)
+        .order_by(page.c.sort_group, direction(page.c.sort_value), direction(page.c.id))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@functools.cache
+def _metric_columns_query() -> Select:
+    return select(
+        MetricSummary.run_id,
+        MetricSummary.metric_name,
+        MetricSummary.best_value,
+        MetricSummary.last_value,
+    ).where(
+        MetricSummary.run_id.in_(bindparam("run_ids", expanding=True)),
+        MetricSummary.metric_name.in_(bindparam("names", expanding=True)),
+        MetricSummary.client_key == RUN_LEVEL,
+    )
+
+
+def _metric_columns(run_ids: list[int], names: list[str]) -> dict[int, dict[str, Any]]:
+    """{run_id: {name: {best, last}}} of the page's runs, in one statement."""
+    columns = {run_id: {name: {"best": None, "last": None} for name in names} for run_id in run_ids}
+    if run_ids:
+        rows = db.session.execute(_metric_columns_query(), {"run_ids": run_ids, "names": names})
+        for run_id, name, best, last in rows:
+            columns[run_id][name] = {"best": best, "last": last}
+    return columns
+
+
 def _federated_info(run: Row) -> dict[str, Any]:
     return {
         "num_rounds": run.num_rounds or 0,
@@ -128,15 +220,24 @@ def list_runs(
     sort_order: str = "desc",
     started_after: datetime | None = None,
     started_before: datetime | None = None,
+    sort_metric: str | None = None,
+    sort_stat: str | None = None,
+    metrics: list[str] | None = None,
 ) -> dict[str, Any]:
     """One page of run summaries and the number of runs matching the filters.
 
-    Two statements whatever the page size: the count and the page with its stored facts.
+    Two statements whatever the page size: the count and the page with its stored facts;
+    a third with `metrics`, for the named series of the page's runs.
     """
     if sort_by not in LIST_SORT_KEYS:
         raise InvalidInput(f"sort_by must be one of {', '.join(LIST_SORT_KEYS)}.")
     if sort_order not in SORT_ORDERS:
         raise InvalidInput("sort_order must be asc or desc.")
+    if (sort_by == METRIC_SORT_KEY) != (sort_metric is not None):
+        raise InvalidInput("sort_metric is required with sort_by=metric, and only then.")
+    sort_stat = sort_stat or "best"
+    if sort_stat not in METRIC_SORT_STATS:
+        raise InvalidInput(f"sort_stat must be one of {', '.join(METRIC_SORT_STATS)}.")
     given = {
         "status": status,
         "training_mode": training_mode,
@@ -146,12 +247,20 @@ def list_runs(
     params = {name: value for name, value in given.items() if value is not None}
     filters = frozenset(params)
     total = db.session.scalar(_count_query(filters), params)
-    page = db.session.execute(
-        _page_query(filters, sort_by, sort_order == "desc"),
-        {**params, "limit": limit, "offset": offset},
-    ).all()
+    descending = sort_order == "desc"
+    if sort_by == METRIC_SORT_KEY:
+        query = _metric_page_query(filters, sort_stat, descending)
+        params.update(sort_metric=sort_metric, window=limit + offset)
+    else:
+        query = _page_query(filters, sort_by, descending)
+    page = db.session.execute(query, {**params, "limit": limit, "offset": offset}).all()
+    summaries = [_summary(run) for run in page]
+    if metrics:
+        columns = _metric_columns([run.id for run in page], metrics)
+        for summary in summaries:
+            summary["metrics"] = columns[summary["id"]]
     return {
-        "runs": [_summary(run) for run in page],
+        "runs": summaries,
         "total": total,
         "limit": limit,
         "offset": offset,

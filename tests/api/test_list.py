@@ -123,7 +123,7 @@ def test_default_list_is_newest_first_with_every_summary_field(client, sample):
     assert all(set(run) == SUMMARY_KEYS for run in body["runs"])
 
 
-@pytest.mark.parametrize("sort_by", SORT_KEYS)
+@pytest.mark.parametrize("sort_by", [key for key in SORT_KEYS if key != "metric"])
 @pytest.mark.parametrize("sort_order", ["asc", "desc"])
 def test_every_sort_key_orders_nulls_last_and_ties_by_id(client, sample, sort_by, sort_order):
     runs = list_runs(client)["runs"]
@@ -534,6 +534,9 @@ def test_openapi_documents_the_list(client):
         "sort_order",
         "started_after",
         "started_before",
+        "sort_metric",
+        "sort_stat",
+        "metrics",
     }
     assert parameters["limit"]["schema"]["maximum"] == 1000
     assert parameters["offset"]["schema"]["maximum"] == 10**9
@@ -541,7 +544,8 @@ def test_openapi_documents_the_list(client):
     assert all(parameter.get("description") for parameter in parameters.values())
     assert {"200", "422"} <= set(operation["responses"])
     summary = spec["components"]["schemas"]["RunSummary"]
-    assert set(summary["properties"]) == SUMMARY_KEYS
+    # metrics: only with the metrics parameter (tests/api/test_list_metrics.py).
+    assert set(summary["properties"]) == SUMMARY_KEYS | {"metrics"}
 
 
 def test_summaries_have_exactly_the_documented_fields(client, create_run, auth):
@@ -568,6 +572,10 @@ def test_summaries_have_exactly_the_documented_fields(client, create_run, auth):
     )
     runs = client.get("/api/runs/list?sort_by=id&sort_order=asc").get_json()["runs"]
     for run in runs:
+        # metrics comes only with the metrics parameter.
+        assert set(run) == set(RunSummarySchema().fields) - {"metrics"}
+    with_metrics = client.get("/api/runs/list?metrics=val_acc").get_json()["runs"]
+    for run in with_metrics:
         assert set(run) == set(RunSummarySchema().fields)
     centralized_run, federated_run = runs
     assert centralized_run["start_time"] == "2025-01-01T00:00:00.500000+00:00"

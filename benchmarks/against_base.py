@@ -1,7 +1,11 @@
 """Write cost as a run grows, and summary reads: this tree against another commit, in one run.
 
-    .venv/bin/python -m benchmarks.epochs                      # this tree only
-    .venv/bin/python -m benchmarks.epochs --base HEAD~1        # and HEAD~1, interleaved
+    .venv/bin/python -m benchmarks.against_base --base HEAD~1   # this tree and HEAD~1
+    .venv/bin/python -m benchmarks.against_base                 # this tree only
+
+benchmarks.epoch_logging measures one tree's per-epoch logging in detail; this one puts
+two commits side by side on the same machine minutes apart, which is what a ratio
+needs on a shared machine.
 
 For every database and source tree: gunicorn (2 workers) on a fresh database, then
 - per-epoch logging: one run, 1,000 sequential requests of one 9-point epoch each (the
@@ -236,7 +240,7 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.epochs")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.against_base")
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--base", metavar="REV", help="also measure this commit, interleaved")
     parser.add_argument("--rounds", type=int, default=1, help="repeat everything this often")

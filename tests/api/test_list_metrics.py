@@ -1,0 +1,159 @@
+"""GET /api/runs/list by any metric: sort_by=metric (sort_metric, sort_stat) and metrics=."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.test_list import add_runs
+from tests.helpers import log_evaluations, log_metrics
+
+
+def listed(client, **query: Any) -> dict[str, Any]:
+    response = client.get("/api/runs/list", query_string=query)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def ids(body: dict[str, Any]) -> list[int]:
+    return [run["id"] for run in body["runs"]]
+
+
+def epochs(name: str, values: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"metric_name": name, "metric_value": value, "step": step}
+        for step, value in enumerate(values)
+    ]
+
+
+@pytest.fixture
+def runs(client, auth, create_run) -> list[int]:
+    """Six runs: val_loss best/last/min/max with ties, a run without it, a federated one."""
+    created = [create_run()["id"] for _ in range(5)] + [create_run("federated")["id"]]
+    a, b, c, d, e, f = created
+    log_metrics(client, auth, a, epochs("val_loss", [0.5, 0.3, 0.4]))  # best 0.3, last 0.4
+    log_metrics(client, auth, b, epochs("val_loss", [0.3, 0.6]))  # best 0.3 (tie), last 0.6
+    log_metrics(client, auth, c, epochs("val_loss", [0.9, 0.0]))  # a genuine 0.0
+    log_metrics(client, auth, d, epochs("train_loss", [0.2]))  # no val_loss
+    log_metrics(client, auth, e, epochs("val_loss", [0.8]) + epochs("learning_rate", [0.1]))
+    log_evaluations(client, auth, f, [{"round_number": 0, "loss": 0.01}])
+    # Client-local val_loss is not the run's.
+    log_metrics(
+        client,
+        auth,
+        f,
+        [{"metric_name": "val_loss", "metric_value": 0.05, "step": 0, "client_identifier": "x"}],
+    )
+    return created
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # best of a loss is its minimum; ties by id in the sort direction; no value last.
+        ({"sort_stat": "best", "sort_order": "asc"}, "c a b e | d f"),
+        ({"sort_stat": "best", "sort_order": "desc"}, "e b a c | f d"),
+        ({"sort_order": "asc"}, "c a b e | d f"),
+        ({"sort_stat": "last", "sort_order": "asc"}, "c a b e | d f"),
+        ({"sort_stat": "last", "sort_order": "desc"}, "e b a c | f d"),
+        ({"sort_stat": "max", "sort_order": "desc"}, "c e b a | f d"),
+        ({"sort_stat": "min", "sort_order": "asc"}, "c a b e | d f"),
+    ],
+)
+def test_sort_by_a_metric_stat_puts_runs_without_it_last(client, runs, query, expected):
+    names = dict(zip("abcdef", runs, strict=True))
+    order = [names[letter] for letter in expected.replace("|", "").split()]
+    body = listed(client, sort_by="metric", sort_metric="val_loss", **query)
+    assert ids(body) == order
+    assert body["total"] == 6
+
+
+def test_sort_by_a_server_series_and_a_metric_without_direction(client, runs):
+    by_last = {"sort_by": "metric", "sort_stat": "last", "sort_order": "asc"}
+    assert ids(listed(client, sort_metric="server_loss", **by_last)) == [runs[5], *runs[:5]]
+    assert ids(listed(client, sort_metric="learning_rate", **by_last))[0] == runs[4]
+    # Round 0 only has no best, and neither has a name without direction: all runs by id.
+    for name in ("server_loss", "learning_rate"):
+        body = listed(client, sort_by="metric", sort_metric=name, sort_stat="best")
+        assert ids(body) == [*reversed(runs)]
+
+
+def test_pages_and_filters_of_a_metric_sort(client, runs):
+    query = {"sort_by": "metric", "sort_metric": "val_loss", "sort_order": "asc"}
+    everything = ids(listed(client, **query))
+    pages = [ids(listed(client, **query, limit=4, offset=offset)) for offset in (0, 4, 8)]
+    assert [run_id for page in pages for run_id in page] == everything
+    assert [len(page) for page in pages] == [4, 2, 0]
+    assert ids(listed(client, **query, offset=3, limit=2)) == everything[3:5]
+    federated = listed(client, **query, training_mode="federated")
+    assert ids(federated) == [runs[5]] and federated["total"] == 1
+
+
+def test_metrics_columns_show_best_and_last_with_nulls(client, runs):
+    body = listed(client, metrics="val_loss,learning_rate", sort_by="id", sort_order="asc")
+    columns = {run["id"]: run["metrics"] for run in body["runs"]}
+    a, b, c, d, e, f = runs
+    assert columns[a] == {
+        "val_loss": {"best": 0.3, "last": 0.4},
+        "learning_rate": {"best": None, "last": None},
+    }
+    assert columns[c]["val_loss"] == {"best": 0.0, "last": 0.0}
+    assert columns[e]["learning_rate"] == {"best": None, "last": 0.1}
+    assert columns[f]["val_loss"] == {"best": None, "last": None}
+    assert "metrics" not in listed(client)["runs"][0]
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ({"sort_by": "metric"}, "sort_metric"),
+        ({"sort_metric": "val_loss"}, "sort_metric"),
+        ({"sort_by": "start_time", "sort_metric": "val_loss"}, "sort_metric"),
+        ({"sort_by": "metric", "sort_metric": "val_loss", "sort_stat": "mean"}, "sort_stat"),
+        ({"sort_stat": "best"}, "sort_stat"),
+        ({"sort_by": "metric", "sort_metric": ""}, "sort_metric"),
+        ({"sort_by": "metric", "sort_metric": "v" * 136}, "sort_metric"),
+        ({"metrics": ",".join(f"m{i}" for i in range(11))}, "metrics"),
+        ({"metrics": "a,,b"}, "metrics"),
+        ({"metrics": ""}, "metrics"),
+    ],
+)
+def test_invalid_metric_parameters_are_422_naming_them(client, query, name):
+    response = client.get("/api/runs/list", query_string=query)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert name in body["errors"]["query"]
+    assert name in body["message"]
+
+
+def test_ten_metrics_are_accepted(client, runs):
+    names = ",".join(f"m{i}" for i in range(10))
+    assert len(listed(client, metrics=names)["runs"][0]["metrics"]) == 10
+
+
+def test_metric_sort_and_columns_take_a_fixed_number_of_statements(app, client, count_statements):
+    query = {"sort_by": "metric", "sort_metric": "val_acc", "metrics": "val_acc,server_accuracy"}
+    add_runs(app, 5, 0)
+    with count_statements() as few:
+        assert len(listed(client, **query)["runs"]) == 5
+    add_runs(app, 195, 5)
+    with count_statements() as many:
+        body = listed(client, **query, limit=1000)
+    assert len(body["runs"]) == 200
+    # The count, the page, and the page's series values.
+    assert few.count == many.count == 3, many.statements
+    with_value = [run for run in body["runs"] if run["metrics"]["val_acc"]["best"] is not None]
+    assert len(with_value) == 100
+    assert body["runs"][:100] == with_value
+
+
+def test_openapi_documents_the_metric_parameters(client):
+    spec = client.get("/api/openapi.json").get_json()
+    parameters = {
+        parameter["name"]: parameter
+        for parameter in spec["paths"]["/api/runs/list"]["get"]["parameters"]
+    }
+    assert parameters["sort_stat"]["schema"]["enum"] == ["best", "last", "min", "max"]
+    assert "pattern" in parameters["metrics"]["schema"]
+    assert "10" in parameters["metrics"]["description"]
