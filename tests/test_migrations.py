@@ -51,7 +51,7 @@ def test_upgrade_builds_the_schema_from_nothing_and_downgrade_removes_it(
 def test_metric_summaries_revision_fills_them_from_existing_points(
     database_url, tmp_path, is_postgres
 ):
-    """Data written before 0003, then the upgrade: every series summary as recomputed."""
+    """Data written before 0004, then the upgrade: every series summary as recomputed."""
     if is_postgres:
         url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
     else:
@@ -60,7 +60,7 @@ def test_metric_summaries_revision_fills_them_from_existing_points(
     rng = random.Random(3)
     try:
         with app.app_context():
-            upgrade(revision="0002")
+            upgrade(revision="0003")
             runs = [
                 {"id": number, "training_mode": mode, "status": "completed"}
                 for number, mode in enumerate(["centralized", "federated", "federated"], 1)

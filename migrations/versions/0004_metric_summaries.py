@@ -1,7 +1,7 @@
 """metric_summaries: one stored summary per series, filled from the existing points
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30 16:40:00
 
 A series is every point of one run with the same metric name and client (SPEC §7);
@@ -18,8 +18,8 @@ from alembic import op
 
 from runs_service.catalogue import SERVER_FIELD_SERIES, SERVER_PREFIX, direction
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
