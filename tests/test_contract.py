@@ -141,7 +141,8 @@ def follow_rules_json_schema_cannot_state(case) -> None:
     These rules are in the OpenAPI text, and breaking them is a tested 422: a timestamp
     must exist in UTC (years 1 to 9999 after applying its offset), a run's end_time is
     not before its start_time, a batch names each item once, a confusion matrix's four
-    counts add up to at most 2^31-1, and a legacy metrics string is a Python literal (a
+    counts add up to at most 2^31-1, /list's sort_metric and sort_stat come with
+    sort_by=metric (which needs sort_metric), and a legacy metrics string is a Python literal (a
     grammar JSON Schema cannot hold: a drawn string becomes a valid one;
     tests/unit/test_properties.py fuzzes the parser itself). Seeded runs start at the
     earliest UTC instant, so any end_time a PATCH draws is after it. Negative cases are
@@ -152,6 +153,7 @@ def follow_rules_json_schema_cannot_state(case) -> None:
     if isinstance(case.query, dict):
         case.query = representable_times(case.query)
         series_query_in_order(case.query)
+        metric_sort_together(case.query)
     if isinstance(case.body, dict | list):
         case.body = representable_times(case.body)
     body = case.body
@@ -188,6 +190,14 @@ def series_query_in_order(query: dict) -> None:
                     str(min(int(item), 2**31 - 1)) if item.isdigit() else item for item in items
                 ]
             query[name] = ",".join(dict.fromkeys(items))
+
+
+def metric_sort_together(query: dict) -> None:
+    """/list: sort_metric and sort_stat go with sort_by=metric, which needs sort_metric."""
+    if "sort_metric" in query or "sort_stat" in query:
+        query["sort_by"] = "metric"
+    if query.get("sort_by") == "metric":
+        query.setdefault("sort_metric", "val_acc")
 
 
 def as_integer(value: Any) -> int | None:
