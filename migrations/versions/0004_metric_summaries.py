@@ -28,9 +28,14 @@ SERVER_ROUND_KEY = -2
 
 def _points(dialect: str) -> str:
     """Every point of every series: metric points, then each server-evaluation column."""
+    # In a federated run a run-level server_* name is its server evaluations' series.
+    of_evaluations = (
+        f"client_key = 0 AND substr(metric_name, 1, {len(SERVER_PREFIX)}) = '{SERVER_PREFIX}'"
+        " AND run_id IN (SELECT id FROM runs WHERE training_mode = 'federated')"
+    )
     selects = [
         "SELECT run_id, metric_name AS name, client_key, step, round_key, metric_value AS value"
-        " FROM run_metrics"
+        f" FROM run_metrics WHERE NOT ({of_evaluations})"
     ]
     for field, series in SERVER_FIELD_SERIES.items():
         selects.append(

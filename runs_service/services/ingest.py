@@ -123,7 +123,8 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
     rows.sort(
         key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1)
     )
-    changes = metric_point_changes(run_id, rows)
+    federated = run.training_mode is TrainingMode.FEDERATED
+    changes = metric_point_changes(run_id, rows, federated=federated)
     result = upsert(
         db.session,
         RunMetric.__table__,
@@ -132,7 +133,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         value_columns=("metric_value", "dataset_type", "timestamp"),
     )
     # Summaries follow the points this batch changed, never the run's whole history.
-    series = apply_series_changes(run_id, changes, also=series_to_read(run))
+    series = apply_series_changes(run_id, changes, also=series_to_read(run), federated=federated)
     record_metric_batch(run, result.inserted, new_clients, series, changes)
     db.session.commit()
     return result
@@ -174,7 +175,7 @@ def log_server_evaluations(
         db.session.rollback()
         return result
     changes = evaluation_changes(previous, rows)
-    series = apply_series_changes(run_id, changes, also=series_to_read(run))
+    series = apply_series_changes(run_id, changes, also=series_to_read(run), federated=True)
     record_evaluation_batch(run, rows, previous, series, changes)
     db.session.commit()
     return result

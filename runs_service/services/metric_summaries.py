@@ -18,7 +18,14 @@ from sqlalchemy import Insert, Row, Select, bindparam, delete, func, select, tup
 
 from runs_service.catalogue import SERVER_PREFIX, direction, server_series
 from runs_service.extensions import db
-from runs_service.models import Client, MetricSummary, Run, RunMetric, ServerEvaluation
+from runs_service.models import (
+    Client,
+    MetricSummary,
+    Run,
+    RunMetric,
+    ServerEvaluation,
+    TrainingMode,
+)
 from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.services.runs import get_run
 from runs_service.services.series import (
@@ -113,8 +120,17 @@ def _existing_points_query() -> Select:
     )
 
 
+def of_evaluations(name: str, client_key: int, federated: bool) -> bool:
+    """Whether a series is made of server evaluations.
+
+    In a federated run a run-level server_* name belongs to its server evaluations: a
+    metric point logged under such a name is stored but is no point of any series.
+    """
+    return federated and client_key == RUN_LEVEL and name.startswith(SERVER_PREFIX)
+
+
 def metric_point_changes(
-    run_id: int, rows: Sequence[Mapping[str, Any]]
+    run_id: int, rows: Sequence[Mapping[str, Any]], *, federated: bool = False
 ) -> dict[SeriesKey, list[Change]]:
     """The changes a metric batch makes, per series, read before the batch is written.
 
@@ -140,6 +156,8 @@ def metric_point_changes(
         round_number = row["round_number"]
         round_key = -1 if round_number is None else round_number
         name, step, value = row["metric_name"], row["step"], row["metric_value"]
+        if of_evaluations(name, client, federated):
+            continue
         old = existing.get((name, step, client, round_key)) if existing else None
         if old != value:
             changes[(name, client)].append(Change(step, round_key, old, value))
@@ -194,20 +212,21 @@ def _stored(run_id: int, keys: Iterable[SeriesKey]) -> dict[SeriesKey, SeriesSum
     }
 
 
-def series_points(run_id: int, name: str, client_key: int) -> list[Point]:
-    """Every point of one series (its metric points, and server evaluations for server_*)."""
-    query = select(RunMetric.step, RunMetric.round_key, RunMetric.metric_value).where(
-        RunMetric.run_id == run_id,
-        RunMetric.metric_name == name,
-        RunMetric.client_key == client_key,
-    )
-    points: list[Point] = [tuple(row) for row in db.session.connection().execute(query)]
-    if client_key == RUN_LEVEL and name.startswith(SERVER_PREFIX):
-        evaluations = select(*EVALUATION_SERIES_COLUMNS).where(ServerEvaluation.run_id == run_id)
-        for evaluation in db.session.execute(evaluations).mappings():
-            value = server_series(evaluation).get(name)
-            if value is not None:
-                points.append((evaluation["round_number"], SERVER_ROUND_KEY, value))
+def series_points(run_id: int, name: str, client_key: int, federated: bool) -> list[Point]:
+    """Every point of one series: its metric points, or its server evaluations."""
+    if not of_evaluations(name, client_key, federated):
+        query = select(RunMetric.step, RunMetric.round_key, RunMetric.metric_value).where(
+            RunMetric.run_id == run_id,
+            RunMetric.metric_name == name,
+            RunMetric.client_key == client_key,
+        )
+        return [tuple(row) for row in db.session.connection().execute(query)]
+    points: list[Point] = []
+    evaluations = select(*EVALUATION_SERIES_COLUMNS).where(ServerEvaluation.run_id == run_id)
+    for evaluation in db.session.execute(evaluations).mappings():
+        value = server_series(evaluation).get(name)
+        if value is not None:
+            points.append((evaluation["round_number"], SERVER_ROUND_KEY, value))
     return points
 
 
@@ -215,6 +234,8 @@ def apply_series_changes(
     run_id: int,
     changes: Mapping[SeriesKey, Sequence[Change]],
     also: Iterable[SeriesKey] = (),
+    *,
+    federated: bool = False,
 ) -> dict[SeriesKey, SeriesSummary | None]:
     """Bring the summaries of the changed series up to date; return them (None = gone).
 
@@ -233,7 +254,8 @@ def apply_series_changes(
     for key, batch in changes.items():
         updated = apply_changes(stored.get(key), batch, series_rule(key[0]))
         if updated is RECOMPUTE:
-            updated = summarize(series_points(run_id, *key), series_rule(key[0]))
+            points = series_points(run_id, *key, federated)
+            updated = summarize(points, series_rule(key[0]))
         result[key] = updated
         if updated != stored.get(key):
             written[key] = updated
@@ -349,8 +371,10 @@ def computed_summaries(run_id: int) -> dict[SeriesKey, SeriesSummary]:
         RunMetric.round_key,
         RunMetric.metric_value,
     ).where(RunMetric.run_id == run_id)
+    federated = db.session.get(Run, run_id).training_mode is TrainingMode.FEDERATED
     for name, client, step, round_key, value in db.session.connection().execute(query):
-        points[(name, client)].append((step, round_key, value))
+        if not of_evaluations(name, client, federated):
+            points[(name, client)].append((step, round_key, value))
     evaluations = select(*EVALUATION_SERIES_COLUMNS).where(ServerEvaluation.run_id == run_id)
     for evaluation in db.session.execute(evaluations).mappings():
         for name, value in server_series(evaluation).items():
@@ -400,7 +424,9 @@ def refresh_all_metric_summaries() -> tuple[int, int]:
 # --- GET /api/runs/{run_id}/metric-summaries ---------------------------------------------
 
 
-def run_level_values_at(run_id: int, names: Sequence[str], step: int) -> dict[str, float | None]:
+def run_level_values_at(
+    run_id: int, names: Sequence[str], step: int, federated: bool
+) -> dict[str, float | None]:
     """The value of each named run-level series at one step (None where it has no point).
 
     Point lookups through the metric-point key, plus the round's server evaluation for
@@ -409,7 +435,8 @@ def run_level_values_at(run_id: int, names: Sequence[str], step: int) -> dict[st
     values: dict[str, float | None] = dict.fromkeys(names)
     if not names:
         return values
-    if any(name.startswith(SERVER_PREFIX) for name in names):
+    from_points = [name for name in names if not of_evaluations(name, RUN_LEVEL, federated)]
+    if len(from_points) < len(names):
         evaluation = (
             db.session.execute(
                 select(*EVALUATION_SERIES_COLUMNS).where(
@@ -426,18 +453,19 @@ def run_level_values_at(run_id: int, names: Sequence[str], step: int) -> dict[st
         select(RunMetric.metric_name, RunMetric.metric_value)
         .where(
             RunMetric.run_id == run_id,
-            RunMetric.metric_name.in_(sorted(set(names))),
+            RunMetric.metric_name.in_(sorted(set(from_points))),
             RunMetric.step == step,
             RunMetric.client_key == RUN_LEVEL,
         )
         .order_by(RunMetric.round_key)
     )
-    values.update(dict(db.session.connection().execute(query).all()))
+    if from_points:
+        values.update(dict(db.session.connection().execute(query).all()))
     return values
 
 
 def at_best(
-    run_id: int, name: str, summaries: Sequence[Mapping[str, Any]]
+    run_id: int, name: str, summaries: Sequence[Mapping[str, Any]], federated: bool
 ) -> dict[str, Any] | None:
     """{name, step, values}: the other run-level series at the step of `name`'s best.
 
@@ -451,7 +479,7 @@ def at_best(
     return {
         "name": name,
         "step": stored.best_step,
-        "values": run_level_values_at(run_id, others, stored.best_step),
+        "values": run_level_values_at(run_id, others, stored.best_step, federated),
     }
 
 
@@ -462,12 +490,13 @@ def get_metric_summaries(
     at_best_of: str | None = None,
 ) -> dict[str, Any]:
     """A run's series summaries; with at_best_of, the run-level values at that best's step."""
-    get_run(run_id)
+    run = get_run(run_id)
     metrics = read_metric_summaries([run_id], names, client)[run_id]
     answer: dict[str, Any] = {"run_id": run_id, "metrics": metrics}
     if at_best_of is not None:
         run_level = metrics if client is None else read_metric_summaries([run_id], names)[run_id]
-        answer["at_best"] = at_best(run_id, at_best_of, run_level)
+        federated = run.training_mode is TrainingMode.FEDERATED
+        answer["at_best"] = at_best(run_id, at_best_of, run_level, federated)
     return answer
 
 

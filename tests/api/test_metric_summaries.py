@@ -505,3 +505,19 @@ def test_run_summary_kept_per_batch_equals_a_rebuild(app, client, auth, create_r
             series("val_acc", {1: 0.9}, client_identifier=f"c{rng.randint(0, 3)}"),
         )
         assert_run_summary_as_rebuilt(app, run_id)
+
+
+def test_server_names_of_a_federated_run_are_its_evaluations(app, client, auth, create_run):
+    """A run-level metric logged as server_* joins no series there; elsewhere it is one."""
+    federated = create_run("federated")["id"]
+    log_evaluations(client, auth, federated, [{"round_number": 1, "accuracy": 0.6}])
+    log_metrics(client, auth, federated, series("server_accuracy", {1: 0.99, 2: 0.98}))
+    (entry,) = summaries(client, federated)["metrics"]
+    assert entry["count"] == 1 and entry["best"] == {"step": 1, "value": 0.6}
+    (listed,) = [r for r in client.get("/api/runs/list").get_json()["runs"] if r["id"] == federated]
+    assert listed["best_val_accuracy"] == 0.6
+    assert_exact(app, federated)
+    centralized = create_run()["id"]
+    log_metrics(client, auth, centralized, series("server_accuracy", {1: 0.99}))
+    (entry,) = summaries(client, centralized)["metrics"]
+    assert entry["best"] == {"step": 1, "value": 0.99}
