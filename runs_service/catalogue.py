@@ -76,6 +76,8 @@ MAX_HISTORY_NAMES = 20
 MAX_COMPARE_RUNS = 20
 MAX_COMPARE_NAMES = 10
 ALL_STATUSES = "all"
+# Which value of each run analytics aggregate: its best, or its final (SPEC §3, §7).
+ANALYTICS_VALUES = ("best", "final")
 
 # --- Name rules (SPEC §4.0, §7) ------------------------------------------------------
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from runs_service.catalogue import ALL_STATUSES, DEFAULT_TOP_N, MAX_DAYS, MAX_TOP_N, SCORE_KEYS
+from runs_service.catalogue import (
+    ALL_STATUSES,
+    ANALYTICS_VALUES,
+    DEFAULT_TOP_N,
+    MAX_DAYS,
+    MAX_TOP_N,
+    SCORE_KEYS,
+)
 from runs_service.models.run import RunStatus, TrainingMode
 
 STATUS_CHOICES = (*(status.value for status in RunStatus), ALL_STATUSES)
@@ -39,10 +46,23 @@ class AnalyticsQuerySchema(Schema):
         validate=validate.Range(1, MAX_TOP_N),
         metadata={"description": f"How many top runs to return, 1..{MAX_TOP_N}."},
     )
+    value = fields.String(
+        load_default="best",
+        validate=validate.OneOf(ANALYTICS_VALUES),
+        metadata={
+            "description": "Which value of each run the averages, max_accuracy and the ranking "
+            "use: `best` (its best validation value, SPEC §3) or `final` (the value at its "
+            "highest epoch, or highest training round for federated runs; null when that "
+            "epoch or round did not log it)."
+        },
+    )
     rank_by = fields.String(
         load_default="accuracy",
         validate=validate.OneOf(SCORE_KEYS),
-        metadata={"description": "Best validation metric that ranks top_runs (highest first)."},
+        metadata={
+            "description": "Validation metric that ranks top_runs (highest first): each run's "
+            "best, or with value=final its final value."
+        },
     )
 
 
@@ -65,14 +85,21 @@ def _difference(description: str) -> fields.Float:
 
 
 class ModeMetricsSchema(Schema):
-    """Averages of one training mode's runs matching every filter."""
+    """Averages of one training mode's runs matching every filter (best or final values)."""
 
     count = fields.Integer(metadata={"description": "Runs of this mode matching every filter."})
-    avg_accuracy = _average("Best validation accuracy.")
-    avg_precision = _average("Best validation precision.")
-    avg_recall = _average("Best validation recall.")
-    avg_f1 = _average("Best validation F1.")
-    avg_auroc = _average("Best validation AUROC.")
+    avg_accuracy = _average("Best (value=final: final) validation accuracy.")
+    avg_precision = _average("Best (value=final: final) validation precision.")
+    avg_recall = _average("Best (value=final: final) validation recall.")
+    avg_f1 = _average("Best (value=final: final) validation F1.")
+    avg_auroc = _average("Best (value=final: final) validation AUROC.")
+    max_accuracy = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Highest best (value=final: final) validation accuracy of these "
+            "runs, as stored; null when none has it."
+        },
+    )
     avg_duration_minutes = _average("Duration in minutes (exact durations averaged).")
 
 
@@ -97,6 +124,16 @@ def _best(description: str) -> fields.Float:
     )
 
 
+def _final(description: str) -> fields.Float:
+    return fields.Float(
+        allow_none=True,
+        metadata={
+            "description": f"Only with value=final: the final validation {description}, at the "
+            "run's highest epoch or training round; null when that epoch or round lacks it."
+        },
+    )
+
+
 class TopRunSchema(Schema):
     """A run in the ranking."""
 
@@ -108,6 +145,11 @@ class TopRunSchema(Schema):
     best_recall = _best("recall")
     best_f1 = _best("F1")
     best_auroc = _best("AUROC")
+    final_accuracy = _final("accuracy")
+    final_precision = _final("precision")
+    final_recall = _final("recall")
+    final_f1 = _final("F1")
+    final_auroc = _final("AUROC")
     duration_minutes = fields.Float(
         allow_none=True,
         metadata={"description": "end_time - start_time in minutes (2 places); null if running."},

@@ -6,12 +6,22 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, bindparam, case, func, select
 
-from runs_service.catalogue import ALL_STATUSES, DEFAULT_TOP_N, SCORE_KEYS
+from runs_service.catalogue import (
+    ALL_STATUSES,
+    ANALYTICS_VALUES,
+    DEFAULT_TOP_N,
+    HISTORY_FIELDS,
+    METRIC_ALIASES,
+    SCORE_KEYS,
+    SCORE_METRICS,
+    SERVER_SERIES_NAMES,
+)
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
-from runs_service.models import Run, RunStatus, RunSummary, TrainingMode
+from runs_service.models import MetricSummary, Run, RunStatus, RunSummary, TrainingMode
+from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.models.types import utc_now
 from runs_service.services import run_stats
 from runs_service.services.definitions import (
@@ -37,21 +47,105 @@ def _best(score: str) -> ColumnElement[float]:
     return getattr(RunSummary, f"best_{score}")
 
 
-@functools.cache
-def _mode_metrics_query(filters: frozenset[str]) -> Select:
-    return (
+# History names an epoch is made of (SPEC §3: an epoch has at least one of them).
+_EPOCH_NAMES = (*HISTORY_FIELDS, *METRIC_ALIASES)
+_FINAL_SOURCE_NAMES = (*_EPOCH_NAMES, *SERVER_SERIES_NAMES)
+
+
+def _finals(filters: frozenset[str]) -> Subquery:
+    """Each matching run's final value of every score (SPEC §3), from its series summaries.
+
+    The final epoch is the highest last step of the run's history series (centralized)
+    or of its server series (federated; a training round, so at least 1); a score's
+    final value is its series' last value when that is at the final epoch, else null.
+    The canonical trainer name wins over its alias (val_acc over val_accuracy).
+    """
+    summaries = (
         select(
+            MetricSummary.run_id,
+            MetricSummary.metric_name,
+            MetricSummary.last_step,
+            MetricSummary.last_value,
             Run.training_mode,
-            func.count().label("count"),
-            *(func.avg(_best(score)).label(key) for key, score in _AVERAGED_SCORES),
-            func.avg(run_stats.duration_seconds(Run.start_time, Run.end_time)).label(
-                "avg_duration_seconds"
+        )
+        .join(Run, Run.id == MetricSummary.run_id)
+        .where(
+            MetricSummary.client_key == RUN_LEVEL,
+            MetricSummary.metric_name.in_(_FINAL_SOURCE_NAMES),
+            *run_stats.run_filters(filters),
+        )
+        .subquery("series")
+    )
+    federated = summaries.c.training_mode == TrainingMode.FEDERATED
+    history_step = func.max(
+        case(
+            (
+                and_(~federated, summaries.c.metric_name.in_(_EPOCH_NAMES)),
+                summaries.c.last_step,
+            ),
+            (
+                and_(federated, summaries.c.metric_name.in_(SERVER_SERIES_NAMES)),
+                summaries.c.last_step,
             ),
         )
-        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
-        .where(*run_stats.run_filters(filters))
-        .group_by(Run.training_mode)
     )
+    final_steps = (
+        select(summaries.c.run_id, history_step.label("final_step"))
+        .group_by(summaries.c.run_id)
+        .subquery("final_steps")
+    )
+    series = summaries.alias("final_series")
+    at_final = and_(
+        series.c.last_step == final_steps.c.final_step,
+        ~(and_(series.c.training_mode == TrainingMode.FEDERATED, final_steps.c.final_step < 1)),
+    )
+
+    def final_of(name: str) -> ColumnElement[float]:
+        return func.max(case((and_(series.c.metric_name == name, at_final), series.c.last_value)))
+
+    columns = []
+    for metric in SCORE_METRICS:
+        names = (metric.history_name, *metric.aliases)
+        centralized = func.coalesce(*map(final_of, names)) if len(names) > 1 else final_of(names[0])
+        columns.append(
+            case(
+                (
+                    func.max(series.c.training_mode) == TrainingMode.FEDERATED,
+                    final_of(metric.series_name),
+                ),
+                else_=centralized,
+            ).label(metric.key)
+        )
+    return (
+        select(series.c.run_id, *columns)
+        .join(final_steps, final_steps.c.run_id == series.c.run_id)
+        .group_by(series.c.run_id)
+        .subquery("finals")
+    )
+
+
+def _value_of(value: str, score: str, finals: Subquery | None) -> ColumnElement[float]:
+    """A run's best (RunSummary) or final (finals) value of a score."""
+    if finals is None:
+        return _best(score)
+    return finals.c[score]
+
+
+@functools.cache
+def _mode_metrics_query(filters: frozenset[str], value: str = "best") -> Select:
+    finals = _finals(filters) if value == "final" else None
+    query = select(
+        Run.training_mode,
+        func.count().label("count"),
+        *(func.avg(_value_of(value, score, finals)).label(key) for key, score in _AVERAGED_SCORES),
+        func.max(_value_of(value, "accuracy", finals)).label("max_accuracy"),
+        func.avg(run_stats.duration_seconds(Run.start_time, Run.end_time)).label(
+            "avg_duration_seconds"
+        ),
+    ).outerjoin(RunSummary, RunSummary.run_id == Run.id)
+    if finals is not None:
+        query = query.outerjoin(finals, finals.c.run_id == Run.id)
+    return query.where(*run_stats.run_filters(filters)).group_by(Run.training_mode)
 
 
 @functools.cache
@@ -78,6 +172,29 @@ def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
     )
 
 
+@functools.cache
+def _final_top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
+    """Runs by their final rank_by value, highest first, runs without it last, ties by id."""
+    finals = _finals(filters)
+    return (
+        select(
+            Run.id,
+            Run.training_mode,
+            Run.status,
+            Run.start_time,
+            Run.end_time,
+            *(_best(score).label(score) for score in SCORE_KEYS),
+            *(finals.c[score].label(f"final_{score}") for score in SCORE_KEYS),
+        )
+        .select_from(Run)
+        .join(RunSummary, RunSummary.run_id == Run.id)
+        .outerjoin(finals, finals.c.run_id == Run.id)
+        .where(*run_stats.run_filters(filters))
+        .order_by(finals.c[rank_by].desc().nulls_last(), Run.id.desc())
+        .limit(bindparam("top_n"))
+    )
+
+
 def _status_counts(filters: frozenset[str], params: dict[str, Any]) -> dict[str, int]:
     counts = {status.value: 0 for status in RunStatus}
     rows = db.session.execute(_status_counts_query(filters), params)
@@ -89,35 +206,40 @@ def _empty_mode_metrics() -> dict[str, Any]:
     return {
         "count": 0,
         **{key: None for key, _ in _AVERAGED_SCORES},
+        "max_accuracy": None,
         "avg_duration_minutes": None,
     }
 
 
 def _mode_metrics(
-    filters: frozenset[str], params: dict[str, Any]
+    filters: frozenset[str], params: dict[str, Any], value: str
 ) -> dict[TrainingMode, dict[str, Any]]:
     """Per training mode: run count and averages over the runs that have each value."""
     metrics = {mode: _empty_mode_metrics() for mode in TrainingMode}
-    for row in db.session.execute(_mode_metrics_query(filters), params):
+    for row in db.session.execute(_mode_metrics_query(filters, value), params):
         seconds = row.avg_duration_seconds
         metrics[row.training_mode] = {
             "count": row.count,
             **{key: round4(getattr(row, key)) for key, _ in _AVERAGED_SCORES},
+            "max_accuracy": row.max_accuracy,
             "avg_duration_minutes": None if seconds is None else round4(seconds / 60),
         }
     return metrics
 
 
 def _top_runs(
-    filters: frozenset[str], params: dict[str, Any], rank_by: str, top_n: int
+    filters: frozenset[str], params: dict[str, Any], rank_by: str, top_n: int, value: str
 ) -> list[dict[str, Any]]:
-    rows = db.session.execute(_top_runs_query(filters, rank_by), {**params, "top_n": top_n})
+    query = (_final_top_runs_query if value == "final" else _top_runs_query)(filters, rank_by)
+    rows = db.session.execute(query, {**params, "top_n": top_n})
+    finals = SCORE_KEYS if value == "final" else ()
     return [
         {
             "run_id": row.id,
             "training_mode": row.training_mode,
             "status": row.status,
             **{f"best_{score}": getattr(row, score) for score in SCORE_KEYS},
+            **{f"final_{score}": getattr(row, f"final_{score}") for score in finals},
             "duration_minutes": duration_minutes(row.start_time, row.end_time),
             "start_time": row.start_time,
         }
@@ -132,17 +254,22 @@ def analytics_summary(
     days: int | None = None,
     top_n: int = DEFAULT_TOP_N,
     rank_by: str = "accuracy",
+    value: str = "best",
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Status counts, success rate, per-mode averages, their comparison and the top runs.
 
     Status counts and success rate follow the training_mode and days filters only;
-    everything else follows the status filter too. Three statements whatever the data.
+    everything else follows the status filter too. value picks each run's best or final
+    (SPEC §3) validation values for the averages, maxima and ranking. Three statements
+    whatever the data.
     """
     if status not in STATUS_CHOICES:
         raise InvalidInput(f"status must be one of {', '.join(STATUS_CHOICES)}.")
     if rank_by not in SCORE_KEYS:
         raise InvalidInput(f"rank_by must be one of {', '.join(SCORE_KEYS)}.")
+    if value not in ANALYTICS_VALUES:
+        raise InvalidInput(f"value must be one of {', '.join(ANALYTICS_VALUES)}.")
     base: dict[str, Any] = {}
     if training_mode is not None:
         base["training_mode"] = training_mode
@@ -150,7 +277,7 @@ def analytics_summary(
         base["started_after"] = (now or utc_now()) - timedelta(days=days)
     params = base if status == ALL_STATUSES else {**base, "status": RunStatus(status)}
     status_counts = _status_counts(frozenset(base), base)
-    modes = _mode_metrics(frozenset(params), params)
+    modes = _mode_metrics(frozenset(params), params, value)
     centralized, federated = modes[TrainingMode.CENTRALIZED], modes[TrainingMode.FEDERATED]
     comparison = {
         key.removeprefix("avg_"): difference(federated[key], centralized[key])
@@ -165,5 +292,5 @@ def analytics_summary(
         "centralized": centralized,
         "federated": federated,
         "comparison": comparison,
-        "top_runs": _top_runs(frozenset(params), params, rank_by, top_n),
+        "top_runs": _top_runs(frozenset(params), params, rank_by, top_n, value),
     }

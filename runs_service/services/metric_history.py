@@ -20,18 +20,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, func, text
+from sqlalchemy import Float, Integer, text
 
 from runs_service.catalogue import (
     MAX_STEP,
     SERVER_FIELD_SERIES,
     SERVER_PREFIX,
-    additional_series_name,
 )
 from runs_service.errors import NotFound
 from runs_service.extensions import db
-from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
+from runs_service.models import Client, MetricSummary, Run, RunMetric, TrainingMode
 from runs_service.models.types import UTCDateTime
+from runs_service.services.metric_summaries import read_metric_summaries
 from runs_service.services.runs import get_run
 
 _SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
@@ -123,20 +123,37 @@ def server_column_source(run_id: int, field_name: str) -> Source:
     )
 
 
-def additional_metric_source(run_id: int, key: str, dialect: str) -> Source:
-    """One additional_metrics key of a run's server evaluations where it holds a number."""
-    if dialect == "postgresql":
-        value = "CAST(additional_metrics ->> CAST(:key AS TEXT) AS FLOAT)"
-        where = (
-            "run_id = :run_id AND jsonb_typeof(additional_metrics -> CAST(:key AS TEXT)) = 'number'"
-        )
-        params: dict[str, Any] = {"run_id": run_id, "key": key}
-    else:
-        value = "json_extract(additional_metrics, :path)"
-        where = "run_id = :run_id AND json_type(additional_metrics, :path) IN ('integer', 'real')"
-        params = {"run_id": run_id, "path": _json_path(key)}
+def additional_metric_source(run_id: int, name: str, dialect: str) -> Source:
+    """A server_* series of additional_metrics: key `name`, else the key without server_.
+
+    One point per round where either key holds a number (the prefixed key wins).
+    """
+    keys = (name, name.removeprefix(SERVER_PREFIX))
+    branches = []
+    params: dict[str, Any] = {"run_id": run_id}
+    for index, key in enumerate(keys):
+        if dialect == "postgresql":
+            params[f"key{index}"] = key
+            member = f"additional_metrics -> CAST(:key{index} AS TEXT)"
+            branches.append(
+                f"WHEN jsonb_typeof({member}) = 'number' "
+                f"THEN CAST(additional_metrics ->> CAST(:key{index} AS TEXT) AS FLOAT)"
+            )
+        else:
+            params[f"path{index}"] = _json_path(key)
+            branches.append(
+                f"WHEN json_type(additional_metrics, :path{index}) IN ('integer', 'real') "
+                f"THEN json_extract(additional_metrics, :path{index})"
+            )
+    value = f"(CASE {' '.join(branches)} END)"
     return Source(
-        "server_evaluations", "round_number", None, value, where, params, "evaluation_time"
+        "server_evaluations",
+        "round_number",
+        None,
+        value,
+        f"run_id = :run_id AND {value} IS NOT NULL",
+        params,
+        "evaluation_time",
     )
 
 
@@ -276,6 +293,20 @@ class SeriesRequest:
     source: Source
     run_id: int
     client: str | None = None
+    client_key: int = 0
+
+
+def stored_extents(requests: Sequence[SeriesRequest]) -> list[Extent]:
+    """The whole extent of each series, from the stored summaries (no point is read)."""
+    if not requests:
+        return []
+    stored: dict[tuple[int, int, str], Extent] = {}
+    for client_key in sorted({request.client_key for request in requests}):
+        run_ids = sorted({r.run_id for r in requests if r.client_key == client_key})
+        for (run_id, name), extent in _stored_series(run_ids, client_key).items():
+            stored[client_key, run_id, name] = extent
+    none = Extent(0, None, None)
+    return [stored.get((r.client_key, r.run_id, r.name), none) for r in requests]
 
 
 def read_series(
@@ -294,7 +325,10 @@ def read_series(
     lo = 0 if start_step is None else start_step
     hi = MAX_STEP if end_step is None else end_step
     sources = [request.source for request in requests]
-    extents = series_extents(sources, lo, hi)
+    if start_step is None and end_step is None:
+        extents = stored_extents(requests)
+    else:
+        extents = series_extents(sources, lo, hi)
     fitting = [index for index, extent in enumerate(extents) if extent.count <= max_points]
     raw = dict(zip(fitting, raw_points([sources[i] for i in fitting], lo, hi), strict=True))
     present = [extent for extent in extents if extent.count]
@@ -339,97 +373,57 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def additional_metric_keys(run_id: int) -> list[str]:
-    """The additional_metrics keys holding a number in any server evaluation of a run."""
-    if _dialect() == "postgresql":
-        statement = (
-            "SELECT DISTINCT entry.key FROM server_evaluations, "
-            "jsonb_each(additional_metrics) AS entry "
-            "WHERE run_id = :run_id AND jsonb_typeof(entry.value) = 'number'"
-        )
-    else:
-        statement = (
-            "SELECT DISTINCT entry.key FROM server_evaluations, "
-            "json_each(additional_metrics) AS entry "
-            "WHERE run_id = :run_id AND entry.type IN ('integer', 'real')"
-        )
-    return sorted(db.session.execute(text(statement), {"run_id": run_id}).scalars())
-
-
-def _server_sources(run_id: int, keys: Iterable[str]) -> dict[str, Source]:
-    """Every server_* series name a run can have -> its source (columns win over keys)."""
+def _server_sources(run_id: int, names: Iterable[str]) -> dict[str, Source]:
+    """The source of each server_* series name (a column's, else additional_metrics keys')."""
     dialect = _dialect()
     sources: dict[str, Source] = {}
-    for key in keys:
-        name = additional_series_name(key)
-        # The key that already reads as the series name wins over the prefixed one.
-        if name not in sources or key == name:
-            sources[name] = additional_metric_source(run_id, key, dialect)
-    for field_name, name in SERVER_FIELD_SERIES.items():
-        sources[name] = server_column_source(run_id, field_name)
+    for name in names:
+        if name in _SERIES_FIELD:
+            sources[name] = server_column_source(run_id, _SERIES_FIELD[name])
+        elif name.startswith(SERVER_PREFIX):
+            sources[name] = additional_metric_source(run_id, name, dialect)
     return sources
 
 
-def _server_columns_in_use(run_id: int) -> set[str]:
-    """The server_* series of the columns set in at least one of a run's evaluations."""
-    counts = db.session.execute(
+def _stored_series(run_ids: Sequence[int], client_key: int) -> dict[tuple[int, str], Extent]:
+    """Every series of these runs (run-level, or one client's) from the stored summaries."""
+    rows = db.session.execute(
         db.select(
-            *(func.count(getattr(ServerEvaluation, name)) for name in SERVER_FIELD_SERIES)
-        ).where(ServerEvaluation.run_id == run_id)
-    ).one()
-    return {
-        series for series, count in zip(SERVER_FIELD_SERIES.values(), counts, strict=True) if count
-    }
-
-
-def _additional_keys_for(name: str) -> list[str]:
-    """The additional_metrics keys a server_* series name can come from."""
-    if not name.startswith(SERVER_PREFIX) or name in _SERIES_FIELD:
-        return []
-    return [name.removeprefix(SERVER_PREFIX), name]
-
-
-def _run_level_names(run_id: int, client_key: int) -> list[str]:
-    return list(
-        db.session.execute(
-            db.select(RunMetric.metric_name)
-            .where(RunMetric.run_id == run_id, RunMetric.client_key == client_key)
-            .distinct()
-            .order_by(RunMetric.metric_name)
-        ).scalars()
+            MetricSummary.run_id,
+            MetricSummary.metric_name,
+            MetricSummary.count,
+            MetricSummary.first_step,
+            MetricSummary.last_step,
+        ).where(MetricSummary.run_id.in_(run_ids), MetricSummary.client_key == client_key)
     )
+    return {
+        (row.run_id, row.metric_name): Extent(row.count, row.first_step, row.last_step)
+        for row in rows
+    }
 
 
 def resolve_series(
     run: Run, names: Sequence[str] | None, client_id: int | None, client: str | None
 ) -> list[SeriesRequest]:
-    """The series a request names (or every series of the run) with their sources.
+    """The series a request names (or every stored series) with their sources.
 
     In a federated run, server_* names are the series of its server evaluations;
     everything else (and every name of a client) is a metric series.
     """
     federated = run.training_mode == TrainingMode.FEDERATED and client_id is None
     if names is None:
-        chosen = _run_level_names(run.id, client_id or 0)
-        server: dict[str, Source] = {}
-        if federated:
-            keys = additional_metric_keys(run.id)
-            server = _server_sources(run.id, keys)
-            in_use = _server_columns_in_use(run.id)
-            in_use.update(name for name in server if name not in SERVER_FIELD_SERIES.values())
-            chosen = sorted({*chosen, *in_use})
+        stored = _stored_series([run.id], client_id or 0)
+        chosen = sorted(name for _, name in stored)
     else:
         chosen = list(names)
-        server = {}
-        if federated:
-            wanted = [key for name in chosen for key in _additional_keys_for(name)]
-            server = _server_sources(run.id, wanted)
+    server = _server_sources(run.id, chosen) if federated else {}
     return [
         SeriesRequest(
             name,
             server[name] if name in server else metric_source(run.id, name, client_id),
             run.id,
             client,
+            client_id or 0,
         )
         for name in chosen
     ]
@@ -493,7 +487,11 @@ def compare_runs(
             for run in runs
         ],
         "series": series,
-        "summaries": [],
+        "summaries": [
+            {"run_id": run_id, **summary}
+            for run_id, found in read_metric_summaries(run_ids, names).items()
+            for summary in found
+        ],
     }
 
 

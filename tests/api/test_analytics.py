@@ -18,6 +18,7 @@ NULL_MODE = {
     "avg_recall": None,
     "avg_f1": None,
     "avg_auroc": None,
+    "max_accuracy": None,
     "avg_duration_minutes": None,
 }
 NULL_COMPARISON = dict.fromkeys(
@@ -142,6 +143,7 @@ def test_default_summarizes_completed_runs(client, runs):
         "avg_recall": 0.75,
         "avg_f1": 0.65,
         "avg_auroc": 0.9,
+        "max_accuracy": 0.9,
         "avg_duration_minutes": 60.0,
     }
     assert body["federated"] == {
@@ -151,6 +153,7 @@ def test_default_summarizes_completed_runs(client, runs):
         "avg_recall": 0.65,
         "avg_f1": 0.7,
         "avg_auroc": 0.85,
+        "max_accuracy": 0.85,
         "avg_duration_minutes": 90.0,
     }
     assert body["comparison"] == {
@@ -333,7 +336,11 @@ def add_runs(app, count: int) -> None:
                 ingest.log_server_evaluations(run.id, evaluations)
 
 
-QUERIES = [{}, {"status": "all", "days": 30, "rank_by": "recall", "top_n": 100}]
+QUERIES = [
+    {},
+    {"status": "all", "days": 30, "rank_by": "recall", "top_n": 100},
+    {"value": "final", "status": "all", "top_n": 100},
+]
 
 
 def test_statement_count_does_not_grow_with_runs(app, client, count_statements):
@@ -356,7 +363,7 @@ def test_openapi_documents_the_summary(client):
     operation = spec["paths"]["/api/runs/analytics/summary"]["get"]
     assert operation["tags"] == ["results"]
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
-    assert set(parameters) == {"status", "training_mode", "days", "top_n", "rank_by"}
+    assert set(parameters) == {"status", "training_mode", "days", "top_n", "rank_by", "value"}
     assert parameters["status"]["schema"]["enum"] == [
         "in_progress",
         "completed",
@@ -385,3 +392,66 @@ def test_openapi_documents_the_summary(client):
         "top_runs",
     }
     assert schemas["ModeMetrics"]["properties"]["avg_accuracy"]["description"]
+
+
+def test_final_values_average_rank_and_max_the_value_at_the_last_epoch(client, runs):
+    body = summary(client, value="final")
+
+    # c1 ends at epoch 2 (val_acc 0.75, no recall), c2 logged val_accuracy (an alias).
+    assert body["centralized"] == {
+        "count": 3,
+        "avg_accuracy": 0.825,
+        "avg_precision": 0.5,
+        "avg_recall": 0.9,
+        "avg_f1": None,
+        "avg_auroc": 0.9,
+        "max_accuracy": 0.9,
+        "avg_duration_minutes": 60.0,
+    }
+    # f1 ends at round 2 (accuracy 0.85, recall 0.75); round 0 never counts.
+    assert body["federated"] == {
+        "count": 2,
+        "avg_accuracy": 0.85,
+        "avg_precision": None,
+        "avg_recall": 0.625,
+        "avg_f1": None,
+        "avg_auroc": None,
+        "max_accuracy": 0.85,
+        "avg_duration_minutes": 90.0,
+    }
+    assert body["comparison"]["accuracy"] == 0.025
+    assert top_names(body, runs) == ["c2", "f2", "f1", "c1", "c3"]
+    c1 = next(run for run in body["top_runs"] if run["run_id"] == runs["c1"])
+    assert (c1["best_accuracy"], c1["final_accuracy"]) == (0.8, 0.75)
+    assert c1["final_recall"] is None
+    recall = summary(client, value="final", rank_by="recall")
+    assert top_names(recall, runs) == ["c2", "f1", "f2", "c3", "c1"]
+
+
+def test_best_values_stay_the_default_without_final_fields(client, runs):
+    body = summary(client)
+
+    assert top_names(body, runs) == top_names(summary(client, value="best"), runs)
+    assert all("final_accuracy" not in run for run in body["top_runs"])
+
+
+def test_a_federated_run_with_only_round_zero_has_no_final_value(client, create_run, auth):
+    run_id = create_run("federated", status="completed")["id"]
+    response = client.post(
+        f"/api/runs/{run_id}/server-evaluations",
+        json={"evaluations": [{"round_number": 0, "accuracy": 0.5}]},
+        headers=auth,
+    )
+    assert response.status_code == 200
+
+    body = summary(client, value="final")
+
+    assert body["federated"]["avg_accuracy"] is None
+    assert body["top_runs"][0]["final_accuracy"] is None
+
+
+def test_an_unknown_value_is_422_naming_it(client):
+    response = client.get("/api/runs/analytics/summary?value=median")
+
+    assert response.status_code == 422
+    assert "value" in response.get_json()["errors"]["query"]

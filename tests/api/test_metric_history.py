@@ -373,3 +373,43 @@ def test_server_series_carry_the_evaluation_time(client, auth, create_run):
     (series,) = _history(client, run_id, names="server_loss", max_points=4)["series"]
 
     assert series["timestamps"] == ["2026-01-01T00:00:00+00:00", "2026-01-01T00:05:00+00:00"]
+
+
+def test_compare_carries_the_summary_of_every_series_with_points(client, centralized, federated):
+    answer = _compare(client, run_ids=f"{centralized},{federated}", names="val_acc,server_loss")
+
+    assert answer["summaries"] == [
+        {
+            "run_id": centralized,
+            "name": "val_acc",
+            "client": None,
+            "direction": "max",
+            "count": 10,
+            "mean": 0.45,
+            "first": {"step": 0, "value": 0.0},
+            "last": {"step": 9, "value": 0.9},
+            "min": {"step": 0, "value": 0.0},
+            "max": {"step": 9, "value": 0.9},
+            "best": {"step": 9, "value": 0.9},
+        },
+        {
+            "run_id": federated,
+            "name": "server_loss",
+            "client": None,
+            "direction": "min",
+            "count": 4,
+            "mean": 0.85,
+            "first": {"step": 0, "value": 1.0},
+            "last": {"step": 3, "value": 0.7},
+            "min": {"step": 3, "value": 0.7},
+            "max": {"step": 0, "value": 1.0},
+            "best": {"step": 3, "value": 0.7},
+        },
+    ]
+
+
+def test_history_without_a_range_reads_no_point_to_count(client, centralized, count_statements):
+    with count_statements() as counter:
+        _history(client, centralized, names="val_acc", max_points=4)
+
+    assert not any("count(*)" in statement for statement in counter.statements)
