@@ -275,7 +275,9 @@ def analytics_context() -> tuple[dict[str, Any], int]:
 def analytics_page():
     context, status = analytics_context() if reads_are_open() else ({}, 200)
     url = fragment_url("web.analytics_fragment")
-    return render_template("analytics.html", fragment=url, **context), status
+    fields = set(AnalyticsQuerySchema().fields)
+    page = render_template("analytics.html", fragment=url, analytics_fields=fields, **context)
+    return page, status
 
 
 @bp.get("/fragments/analytics")

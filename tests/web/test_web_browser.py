@@ -13,6 +13,7 @@ import statistics
 import time
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -22,7 +23,7 @@ from tests.web.conftest import SCREENSHOTS, serving
 
 pytestmark = pytest.mark.browser
 
-WAIT_SECONDS = 30
+WAIT_SECONDS = 60
 TAB_LIMIT = 80
 DESKTOP, PHONE = (1280, 900), (390, 844)
 
@@ -62,7 +63,11 @@ def console_errors(driver, allowed: tuple[str, ...] = ()) -> list[str]:
 
 
 def wait_for_charts(driver) -> None:
-    WebDriverWait(driver, WAIT_SECONDS).until(lambda d: d.execute_script(CHARTS_DRAWN))
+    try:
+        WebDriverWait(driver, WAIT_SECONDS).until(lambda d: d.execute_script(CHARTS_DRAWN))
+    except TimeoutException:
+        log = [entry["message"] for entry in driver.get_log("browser")]
+        pytest.fail(f"charts of {driver.current_url} not drawn; browser console: {log}")
 
 
 def screenshot(driver, name: str, size: tuple[int, int]) -> None:
