@@ -6,16 +6,30 @@ without dropping requests, TTIN/TTOU add or remove a worker.
 
 import os
 
+
+def _whole_number(name: str, default: int) -> int:
+    """An integer setting of at least 1 from the environment; a bad one stops with one line."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        # SystemExit passes gunicorn's config loader without a traceback.
+        raise SystemExit(f"Error: {name} must be a whole number >= 1, not {raw!r}.")
+    return value
+
+
 # Loopback by default: only nginx on the same host reaches the app, which is what
 # makes its X-Forwarded-* headers trustworthy (deploy/nginx.conf). Behind nginx on
 # another host, bind a private address (BIND=10.0.0.5:8000), never a public one.
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # Sizing (README, "Deployment"): about one worker per CPU core; each worker serves
 # `threads` requests at once and holds at most as many PostgreSQL connections.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _whole_number("WEB_CONCURRENCY", 2)
 # Threads overlap database waits inside a worker and give direct clients keep-alive.
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = _whole_number("GUNICORN_THREADS", 4)
 # Above the database timeouts of config.py (5 s to connect, 15 s per statement), so a
 # stalled database turns into a 503 before anything else gives up. A gthread worker
 # sends its heartbeat from its main loop: this catches a hung process, while slow
@@ -47,8 +61,8 @@ def post_fork(server, worker):
     """Move everything loaded before the fork out of the garbage collector's sight.
 
     With preload_app the application, its modules and their caches already exist; left
-    to the collector, every full collection walks them again. Frozen, they cost nothing,
-    which cut the /metrics p95 of the 1,000-epoch run from 56 to 24 ms in-process.
+    to the collector, every full collection walks them again. Frozen, they cost nothing
+    (the effect on read latency is in BENCHMARKS.md).
     """
     import gc
 

@@ -7,5 +7,13 @@ cd "$(dirname "$0")/.."
 if [ -x .venv/bin/gunicorn ]; then
     PATH="$PWD/.venv/bin:$PATH"
 fi
+# gunicorn reads WEB_CONCURRENCY itself, before gunicorn.conf.py, and a bad value
+# would end in its traceback: check it here, as gunicorn.conf.py checks the others.
+case "${WEB_CONCURRENCY-2}" in
+    "" | *[!0-9]* | 0 | 0*)
+        echo "Error: WEB_CONCURRENCY must be a whole number >= 1, not '${WEB_CONCURRENCY}'." >&2
+        exit 2
+        ;;
+esac
 flask --app runs_service db upgrade
 exec gunicorn -c gunicorn.conf.py wsgi:app

@@ -3,9 +3,12 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from alembic import context
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
+from runs_service.errors import database_problem
 from runs_service.models.types import include_object_for
 
 config = context.config
@@ -25,6 +28,14 @@ def _engine():
 config.set_main_option(
     "sqlalchemy.url", _engine().url.render_as_string(hide_password=False).replace("%", "%%")
 )
+
+
+def _connection_problem(error: OperationalError) -> str:
+    problem = database_problem(error)
+    if problem is not None:
+        return problem
+    first_line = str(getattr(error, "orig", error)).strip().splitlines()[0]
+    return f"Cannot reach the database of RUNS_DATABASE_URL: {first_line}"
 
 
 def run_migrations_offline():
@@ -52,7 +63,12 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
 
-    with _engine().connect() as connection:
+    try:
+        connection = _engine().connect()
+    except OperationalError as error:
+        # A missing database or an unreachable server: one line, no traceback.
+        raise click.ClickException(_connection_problem(error)) from None
+    with connection:
         conf_args.setdefault("include_object", include_object_for(connection.dialect.name))
         context.configure(connection=connection, target_metadata=_database().metadata, **conf_args)
         with context.begin_transaction():

@@ -15,10 +15,17 @@ down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
-
+<%
+    # Alembic frames generated commands with a "please adjust!" banner: the review it
+    # asks for happens before the revision is committed, so the banner is left out.
+    def reviewed(commands):
+        lines = [line for line in (commands or "").split("\n") if "### " not in line]
+        body = "\n".join(lines).strip()
+        return body or "pass"
+%>
 def upgrade():
-    ${upgrades if upgrades else "pass"}
+    ${reviewed(upgrades)}
 
 
 def downgrade():
-    ${downgrades if downgrades else "pass"}
+    ${reviewed(downgrades)}

@@ -73,7 +73,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.json = OrjsonProvider(app)
     app.config.update(OPENAPI_SETTINGS)
-    app.config.update(configuration.from_environment(app.instance_path))
+    try:
+        app.config.update(configuration.from_environment(app.instance_path))
+    except configuration.ConfigurationError as error:
+        if test_config is not None:
+            raise
+        # Started by `flask` or gunicorn: one line naming the variable, no traceback.
+        raise SystemExit(f"Error: {error}") from None
     if test_config is not None:
         app.config.update(test_config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", configuration.engine_options(app.config))

@@ -22,9 +22,17 @@ from runs_service.services.backfill import (
     backfill_results_file,
     results_files_in,
 )
+from runs_service.services.health import schema_problem
 from runs_service.services.loading import database_is_empty, load_run, write_results_file
 from runs_service.services.metric_summaries import refresh_all_metric_summaries
 from runs_service.services.summaries import refresh_all_summaries
+
+
+def _require_schema() -> None:
+    """Stop with one line when the database is missing or was never migrated."""
+    problem = schema_problem()
+    if problem is not None:
+        raise click.ClickException(problem)
 
 
 @click.command("demo-data")
@@ -37,6 +45,7 @@ from runs_service.services.summaries import refresh_all_summaries
 )
 def demo_data_command(count: int, seed: int, force: bool, if_empty: bool) -> None:
     """Fill an empty database with a realistic mix of centralized and federated runs."""
+    _require_schema()
     if not database_is_empty():
         if if_empty:
             click.echo("The database already has runs; demo data not loaded.")
@@ -107,6 +116,7 @@ def import_results_command(
     file: str | None, run_id: int | None, directory: str | None, dry_run: bool
 ) -> None:
     """Import server evaluations from FILE --run-id N, or from every file in --directory DIR."""
+    _require_schema()
     max_bytes = current_app.config["RUNS_MAX_RESULTS_FILE_BYTES"]
     if directory is not None:
         if file is not None or run_id is not None:
@@ -159,6 +169,7 @@ def refresh_summaries_command() -> None:
 
     Series summaries are compared with a recomputation and only the wrong ones rewritten.
     """
+    _require_schema()
     _, rewritten = refresh_all_metric_summaries()
     count = refresh_all_summaries()
     click.echo(f"Refreshed the summaries of {count} runs; {rewritten} series summaries rewritten.")

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+# The booleans of SPEC §4.0; an empty value counts as unset, i.e. false.
+TRUE_WORDS = frozenset({"true", "1", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "no", ""})
 
 DEFAULT_MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 DEFAULT_MAX_RESULTS_FILE_BYTES = 16 * 1024 * 1024
@@ -25,24 +26,28 @@ READ_REPLICA_BIND = "read_replica"
 READ_REPLICA_RETRY_SECONDS = 5
 
 
+class ConfigurationError(ValueError):
+    """A configuration value the service cannot run with; the message names the variable."""
+
+
 def parse_bool(raw: str, name: str) -> bool:
-    """Read a configuration boolean written as true/false, 1/0 or yes/no."""
+    """Read a configuration boolean written as true/false, 1/0 or yes/no (any case)."""
     word = raw.strip().lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ValueError(f"{name} must be true/false, 1/0 or yes/no, not {raw!r}")
+    raise ConfigurationError(f"{name} must be one of true/false, 1/0, yes/no, not {raw!r}.")
 
 
 def parse_int(raw: str, name: str, minimum: int = 0) -> int:
-    """Read a non-negative configuration integer with a clear error."""
+    """Read a configuration integer of at least `minimum`, with a clear error."""
     try:
         value = int(raw.strip())
     except ValueError:
-        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+        value = None
+    if value is None or value < minimum:
+        raise ConfigurationError(f"{name} must be a whole number >= {minimum}, not {raw!r}.")
     return value
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 logger = logging.getLogger(__name__)
 
 # How many field errors a validation message names before summarising the rest.
 MESSAGE_FIELD_LIMIT = 3
+UPGRADE_COMMAND = "flask --app runs_service db upgrade"
+_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+# PostgreSQL's undefined_table; SQLite says "no such table".
+_UNDEFINED_TABLE = "42P01"
 
 
 class ServiceError(Exception):
@@ -112,6 +118,8 @@ def http_exception_response(error: HTTPException):
     errors = data.get("errors") or data.get("messages")
     if "message" in data:
         message = data["message"]
+    elif isinstance(error, RequestEntityTooLarge):
+        message = body_too_large_message(current_app.config.get("MAX_CONTENT_LENGTH"))
     elif errors and error.code in (400, 422):
         message = validation_message(errors)
     else:
@@ -120,6 +128,35 @@ def http_exception_response(error: HTTPException):
     headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
     headers.update(data.get("headers") or {})
     return error_payload(error.code, message, errors), error.code, headers
+
+
+def body_too_large_message(limit: int | None) -> str:
+    """The 413 sentence, naming the limit (gunicorn answers it directly, without nginx)."""
+    if not limit:
+        return "The request body is too large."
+    mib, rest = divmod(limit, 1024 * 1024)
+    size = f"{mib} MiB" if mib and not rest else f"{limit:,} bytes"
+    return f"The request body is larger than the limit of {size} (RUNS_MAX_CONTENT_LENGTH)."
+
+
+def database_problem(error: Exception) -> str | None:
+    """What to do about a database that answers but cannot serve as configured, else None.
+
+    A PostgreSQL URL naming a database that does not exist, and a database without the
+    schema (`flask db upgrade` never ran), are set-up mistakes that retrying will not fix.
+    """
+    cause = getattr(error, "orig", None) or error
+    text = str(cause)
+    missing = _MISSING_DATABASE.search(text)
+    if missing:
+        name = missing.group(1)
+        return (
+            f'The database "{name}" of RUNS_DATABASE_URL does not exist: create it '
+            f"(createdb {name}), then run `{UPGRADE_COMMAND}`."
+        )
+    if "no such table" in text or getattr(cause, "sqlstate", None) == _UNDEFINED_TABLE:
+        return f"The database has no tables yet: run `{UPGRADE_COMMAND}`."
+    return None
 
 
 def service_error_response(error: ServiceError):
@@ -132,14 +169,26 @@ def service_error_response(error: ServiceError):
 
 def database_error_response(error: sa_exc.DBAPIError | sa_exc.TimeoutError):
     """A database that is down, locked or too slow is a temporary condition: 503."""
-    logger.warning("database unavailable: %s", type(error.__cause__ or error).__name__)
+    problem = database_problem(error)
+    if problem is not None:
+        logger.error("database unavailable: %s", problem)
+    else:
+        logger.warning("database unavailable: %s", type(error.__cause__ or error).__name__)
     retry_after = str(current_app.config["RUNS_RETRY_AFTER_SECONDS"])
-    message = "The database is unavailable; retry shortly."
+    message = problem or "The database is unavailable; retry shortly."
     return (
         error_payload(HTTPStatus.SERVICE_UNAVAILABLE, message),
         HTTPStatus.SERVICE_UNAVAILABLE,
         {"Retry-After": retry_after},
     )
+
+
+def programming_error_response(error: sa_exc.ProgrammingError):
+    """A missing table (no `flask db upgrade`) is 503 like a missing database; else a bug."""
+    if database_problem(error) is not None:
+        return database_error_response(error)
+    current_app.log_exception(sys.exc_info())
+    return http_exception_response(InternalServerError())
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -148,5 +197,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(sa_exc.OperationalError, database_error_response)
     app.register_error_handler(sa_exc.InterfaceError, database_error_response)
     app.register_error_handler(sa_exc.TimeoutError, database_error_response)
+    app.register_error_handler(sa_exc.ProgrammingError, programming_error_response)
     # HTTPException (unknown routes, 405, 413, webargs' 422, unhandled errors as 500)
     # is handled by the Api subclass in extensions so flask-smorest documents it.

@@ -140,7 +140,7 @@ def test_directory_mode_reports_failures_and_imports_the_rest(app, runner, creat
 
 
 def test_directory_mode_refuses_symlinks_that_leave_the_directory(
-    app, runner, create_run, tmp_path
+    app, runner, create_run, tmp_path, caplog
 ):
     run_id = create_run("federated")["id"]
     directory = tmp_path / "results_in"
@@ -149,6 +149,9 @@ def test_directory_mode_refuses_symlinks_that_leave_the_directory(
     result = runner.invoke(args=["import-results", "--directory", str(directory)])
     assert result.exit_code == 1
     assert "outside the results directory" in result.output
+    # Reported once, on the `failed` line: no second report through the log.
+    assert result.output.count("outside the results directory") == 1, result.output
+    assert not [record for record in caplog.records if "refused" in record.getMessage()]
     assert evaluation_count(app) == 0
 
 

@@ -151,7 +151,7 @@ def _plain_timestamp(value: Any) -> datetime | None:
 class MetricPointList(fields.List):
     """A list of metric points validated exactly as MetricPointSchema does, only faster.
 
-    Loading 10,000 points through marshmallow costs about 0.3 s. Plainly valid points
+    Loading a full batch through marshmallow is slow (BENCHMARKS.md). Plainly valid points
     (the common case) are checked here in a few microseconds each; every other point
     goes through MetricPointSchema, which gives the errors and the final word. A
     property test holds both paths to the same verdicts.

@@ -137,7 +137,7 @@ class ExperimentMetadataSchema(DescribedSchema):
 class PreshapedList(fields.List):
     """A documented list whose items services.definitions already shaped: dumped as they are.
 
-    A 1,000-epoch history costs marshmallow about 15 ms to re-dump field by field; the
+    Re-dumping a long history field by field is slow in marshmallow (BENCHMARKS.md); the
     entries are plain dicts with exactly the item schema's keys and JSON-ready values
     (tests/unit/test_results_shapes.py holds the two together).
     """

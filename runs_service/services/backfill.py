@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
 import stat
@@ -16,8 +15,6 @@ from runs_service.models import Run, TrainingMode
 from runs_service.services.ingest import log_server_evaluations
 from runs_service.services.results_file import load_results_json, parse_results_document
 from runs_service.services.runs import get_run
-
-logger = logging.getLogger(__name__)
 
 RESULTS_FILE_PATTERN = re.compile(r"results_([1-9][0-9]{0,9})\.json")
 
@@ -112,8 +109,8 @@ def read_results_file(results_dir: str, run_id: int, max_bytes: int) -> bytes:
     root = os.path.realpath(results_dir)
     resolved = os.path.realpath(os.path.join(root, name))
     if not _inside(root, resolved):
-        # The directory is the server's business: log it, never answer with it.
-        logger.warning("refused %s: it resolves outside the results directory", name)
+        # The message names the file, never the directory (the server's business); the
+        # caller reports it once (the 403 answer, or the import command's `failed` line).
         raise ResultsFileRefused(
             f"Results file {name} resolves outside the results directory (a symbolic link?): "
             "refused."

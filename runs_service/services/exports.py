@@ -166,11 +166,13 @@ def _confusion_lines(matrix: Mapping[str, Any] | None) -> Iterator[str]:
         yield _line(label, metric_text(matrix[key]) + interval)
 
 
-def _history_lines(history: Sequence[HistoryEntry]) -> Iterator[str]:
+def _history_lines(history: Sequence[HistoryEntry], unit: str) -> Iterator[str]:
+    """The history table; its first column is headed `epoch` or, for federated runs, `round`."""
     if not history:
         yield NO_HISTORY + ".\n"
         return
-    yield "".join(f"{column:>{COLUMN_WIDTH}}" for column in CSV_COLUMNS).rstrip() + "\n"
+    headings = (unit, *CSV_COLUMNS[1:])
+    yield "".join(f"{column:>{COLUMN_WIDTH}}" for column in headings).rstrip() + "\n"
     for entry in history:
         cells = (metric_text(entry.get(column)) for column in CSV_COLUMNS)
         yield "".join(f"{cell:>{COLUMN_WIDTH}}" for cell in cells).rstrip() + "\n"
@@ -214,7 +216,7 @@ def summary_lines(results: RunResults) -> Iterator[str]:
             for field in SERVER_METRIC_FIELDS:
                 yield _line(field, metric_text(initial[field]))
     yield _heading("Training history" + (" (training rounds)" if results.is_federated else ""))
-    yield from _history_lines(view.history)
+    yield from _history_lines(view.history, unit)
 
 
 def summary_download(run_id: int) -> Download:

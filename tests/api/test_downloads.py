@@ -169,6 +169,9 @@ def test_summary_of_a_federated_run_shows_the_initial_evaluation(client, auth, c
     initial = report.split("Initial evaluation (round 0)")[1]
     assert "loss:                   0.6900" in initial
     assert "accuracy:               0.5000" in initial
+    history = report.split("## Training history (training rounds)\n")[1].splitlines()
+    assert history[0].split() == ["round", *CSV_COLUMNS[1:]]
+    assert [row.split()[0] for row in history[1:]] == ["1"]
 
 
 def test_summary_of_a_run_without_history_says_so(client, create_run):

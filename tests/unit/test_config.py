@@ -52,6 +52,8 @@ def test_booleans(raw, expected):
     "environ",
     [
         {"RUNS_REQUIRE_AUTH_FOR_READS": "maybe"},
+        # SPEC §4.0: true/false, 1/0, yes/no; nothing else.
+        {"RUNS_REQUIRE_AUTH_FOR_READS": "on"},
         {"RUNS_MAX_CONTENT_LENGTH": "lots"},
         {"RUNS_PROXY_COUNT": "-1"},
     ],
