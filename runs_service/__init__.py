@@ -27,6 +27,7 @@ from runs_service.api.docs import (
     BEARER_SCHEME,
     BEARER_SCHEME_SPEC,
     SchemaPlugin,
+    document_tags,
     storable_text_properties,
 )
 from runs_service.cli import register_commands
@@ -96,6 +97,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["RUNS_PROXY_COUNT"]:
         hops = app.config["RUNS_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    # Last, once every blueprint has documented its operations.
+    document_tags(api.spec)
     return app
 
 

@@ -10,6 +10,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask_smorest.error_handler import ErrorSchema
 from marshmallow import fields
 
+from runs_service.api.examples import error_example, field_example
 from runs_service.schemas.fields import JSON_VALUE_REF, NUL_FREE_PATTERN
 
 BEARER_SCHEME = "bearerAuth"
@@ -23,6 +24,19 @@ BEARER_SCHEME_SPEC = {
     "(`RUNS_ADMIN_TOKENS`: everything, deletion included). Each operation lists the "
     "scope it needs; a valid token without it gets 403 naming that scope.",
 }
+# The sections of the documentation page, in this order; operations choose theirs with
+# `tags=[...]` or get their blueprint's name. A tag no operation uses is left out.
+TAG_DESCRIPTIONS = {
+    "runs": "Create, read, update and delete training runs; list them with filters, "
+    "sorting and paging.",
+    "results": "What a run produced: metrics and training history, downloads (CSV, JSON, "
+    "text report), federated rounds and server evaluations; analytics across runs.",
+    "metrics": "Any stored metric series: summaries, downsampled histories, comparisons.",
+    "ingest": "Batch writes from training jobs: metric points, server evaluations, "
+    "clients. All or nothing, idempotent, answered with counts.",
+    "backfill": "Import the server evaluations a federated server wrote to its results file.",
+    "health": "Probes for load balancers and orchestrators.",
+}
 # Every write can meet these before its own logic runs (runs_service.security, Flask).
 WRITE_ERRORS = (400, 401, 403, 413, 415)
 
@@ -33,7 +47,11 @@ def error_responses(blp, *codes: int) -> Callable:
     def decorate(view: Callable) -> Callable:
         for code in sorted(set(codes), reverse=True):
             view = blp.alt_response(
-                code, schema=ErrorSchema, description=HTTPStatus(code).phrase, success=False
+                code,
+                schema=ErrorSchema,
+                description=HTTPStatus(code).phrase,
+                example=error_example(code),
+                success=False,
             )(view)
         return view
 
@@ -69,6 +87,29 @@ def storable_text_properties(converter, field, ret: dict, **kwargs) -> dict:
         if field.value_field is None:
             extra["additionalProperties"] = JSON_VALUE_REF
     return extra
+
+
+def document_tags(spec) -> None:
+    """List the tags the operations use, with descriptions; no empty sections.
+
+    flask-smorest adds one tag per blueprint, also for a blueprint whose operations carry
+    another tag (the list is under `runs`, analytics under `results`); the document's
+    own `tags` (APISpec options) replace that list.
+    """
+    document = spec.to_dict()
+    used = {
+        tag
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        if isinstance(operation, dict)
+        for tag in operation.get("tags", ())
+    }
+    described = {tag["name"]: tag.get("description") for tag in document.get("tags", ())}
+    described.update(TAG_DESCRIPTIONS)
+    order = [*TAG_DESCRIPTIONS, *sorted(used - set(TAG_DESCRIPTIONS))]
+    spec.options["tags"] = [
+        {"name": name, "description": described.get(name) or name} for name in order if name in used
+    ]
 
 
 class SchemaConverter(OpenAPIConverter):
@@ -114,3 +155,8 @@ class SchemaPlugin(MarshmallowPlugin):
         super().operation_helper(path=path, operations=operations, **kwargs)
         if operations and "get" in operations:
             document_conditional_read(operations["get"])
+
+    def init_spec(self, spec) -> None:
+        super().init_spec(spec)
+        # Before flask-smorest documents its own schemas (Error), so they get examples too.
+        self.converter.add_attribute_function(field_example)
