@@ -129,6 +129,7 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "metric_value": 0.9311,
     "step": 11,
     "dataset_type": "validation",
+    "timestamp": "2026-09-04T14:12:47+00:00",
     # metric series (run 27's val_acc, 14 epochs)
     "name": "val_acc",
     "client": None,
