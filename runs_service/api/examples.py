@@ -103,6 +103,7 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "final_recall": 0.9385,
     "final_f1": 0.9278,
     "final_auc": 0.9524,
+    "final_auroc": 0.9524,
     "final_loss": 0.23179,
     "metrics_count": 196,
     # federated runs
