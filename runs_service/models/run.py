@@ -54,6 +54,8 @@ class Run(Base):
         # Covers the analytics averages (per status and mode, over start and end times):
         # read from the index alone, in group order, instead of from every run's row.
         Index("ix_runs_analytics", "status", "training_mode", "start_time", "end_time"),
+        # One run per external id (NULLs do not collide): creates are idempotent by it.
+        Index("ix_runs_external_id", "external_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
