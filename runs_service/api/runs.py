@@ -38,7 +38,7 @@ class Runs(MethodView):
         external_id make one run. A run created as completed or failed without end_time
         ends now.
         """
-        run, created = run_service.create_run(fields)
+        run, created = run_service.create_or_find_run(fields)
         location = url_for("runs.RunById", run_id=run.id, _external=True)
         return run, 201 if created else 200, {"Location": location}
 

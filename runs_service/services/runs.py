@@ -58,7 +58,12 @@ def _check_end_time(start_time: datetime, end_time: datetime | None) -> None:
         )
 
 
-def create_run(fields: dict[str, Any]) -> tuple[Run, bool]:
+def create_run(fields: dict[str, Any]) -> Run:
+    """Store a new run (or find the run its external_id names, see create_or_find_run)."""
+    return create_or_find_run(fields)[0]
+
+
+def create_or_find_run(fields: dict[str, Any]) -> tuple[Run, bool]:
     """Store a new run, or find the run its external_id names; True when created.
 
     start_time defaults to now; a finished status without end_time ends the run now.
