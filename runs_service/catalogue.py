@@ -63,6 +63,16 @@ MAX_LIST_METRICS = 10
 # GET /api/runs/{run_id}/metric-summaries.
 MAX_SUMMARY_NAMES = 50
 
+# Runs: their experiment and tags (SPEC §2), and the list's filters on them.
+MAX_EXPERIMENT_LENGTH = 128
+MAX_TAGS_PER_RUN = 32
+MAX_TAG_LENGTH = 64
+# A tag: letters, digits and - _ . : / = + (no spaces, no commas: commas separate tags in
+# query strings), starting with a letter or a digit. Case matters.
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/=+-]*$"
+# GET /api/runs/list?q=: case-insensitive substring of run_description or external_id.
+MAX_SEARCH_LENGTH = 100
+
 # GET /api/runs/analytics/summary.
 DEFAULT_TOP_N = 10
 MAX_TOP_N = 100

@@ -120,6 +120,18 @@ class StrictJSONParser(FlaskParser):
             check_document(document)
         return document
 
+    def load_querystring(self, req: Request, schema) -> Any:
+        proxy = super().load_querystring(req, schema)
+        # webargs would take the first of repeated values; only list parameters take several.
+        repeated = {
+            name: [f"Give {name} once (it was given {len(values)} times)."]
+            for name, values in req.args.lists()
+            if len(values) > 1 and name not in proxy.multiple_keys
+        }
+        if repeated:
+            abort(422, messages={"query": repeated})
+        return proxy
+
     def _process_location_data(self, location_data, schema, req, location, unknown, validators):
         # webargs loads a missing body as {}; a schema whose body is optional (Meta.optional_body)
         # gets None instead, so its required fields bind only when a body is sent.

@@ -6,6 +6,7 @@ from runs_service.models.metric import DatasetType, RunMetric
 from runs_service.models.metric_summary import MetricSummary
 from runs_service.models.run import Run, RunStatus, TrainingMode
 from runs_service.models.summary import RunSummary
+from runs_service.models.tag import RunTag
 
 __all__ = [
     "Client",
@@ -15,6 +16,7 @@ __all__ = [
     "RunMetric",
     "RunStatus",
     "RunSummary",
+    "RunTag",
     "ServerEvaluation",
     "TrainingMode",
 ]

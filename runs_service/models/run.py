@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Enum, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from runs_service.catalogue import MAX_EXPERIMENT_LENGTH
 from runs_service.extensions import Base
+from runs_service.models.tag import RunTag
 from runs_service.models.types import JSONDocument, UTCDateTime, duration_minutes, utc_now
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class Run(Base):
         Index("ix_runs_analytics", "status", "training_mode", "start_time", "end_time"),
         # One run per external id (NULLs do not collide): creates are idempotent by it.
         Index("ix_runs_external_id", "external_id", unique=True),
+        Index("ix_runs_experiment_start_time", "experiment", "start_time"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -69,6 +72,7 @@ class Run(Base):
     source_path: Mapped[str | None] = mapped_column(String(1024))
     external_id: Mapped[str | None] = mapped_column(String(255))
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    experiment: Mapped[str | None] = mapped_column(String(MAX_EXPERIMENT_LENGTH))
 
     metrics: Mapped[list[RunMetric]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
@@ -80,6 +84,22 @@ class Run(Base):
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
     )
     summary: Mapped[RunSummary] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    tag_rows: Mapped[list[RunTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="RunTag.tag"
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags, sorted."""
+        return sorted(row.tag for row in self.tag_rows)
+
+    def set_tags(self, tags: list[str]) -> None:
+        """Make the run's tags exactly this set, touching only the rows that change."""
+        wanted = set(tags)
+        for row in [row for row in self.tag_rows if row.tag not in wanted]:
+            self.tag_rows.remove(row)
+        present = {row.tag for row in self.tag_rows}
+        self.tag_rows.extend(RunTag(tag=tag) for tag in sorted(wanted - present))
 
     @property
     def duration_minutes(self) -> float | None:

@@ -9,10 +9,12 @@ from runs_service.catalogue import (
     ANALYTICS_VALUES,
     DEFAULT_TOP_N,
     MAX_DAYS,
+    MAX_TAGS_PER_RUN,
     MAX_TOP_N,
     SCORE_KEYS,
 )
 from runs_service.models.run import RunStatus, TrainingMode
+from runs_service.schemas.fields import CommaSeparated, Experiment, Tag
 
 STATUS_CHOICES = (*(status.value for status in RunStatus), ALL_STATUSES)
 
@@ -36,6 +38,17 @@ class AnalyticsQuerySchema(Schema):
     )
     training_mode = fields.Enum(
         TrainingMode, by_value=True, metadata={"description": "Only this training mode."}
+    )
+    experiment = Experiment(
+        metadata={"description": "Only runs of this experiment (exact name)."},
+    )
+    tag = CommaSeparated(
+        Tag(),
+        validate=validate.Length(1, MAX_TAGS_PER_RUN),
+        metadata={
+            "description": "Only runs carrying every one of these tags: comma-separated "
+            f"(`tag=baseline,non-iid`) or repeated; at most {MAX_TAGS_PER_RUN}."
+        },
     )
     days = fields.Integer(
         validate=validate.Range(1, MAX_DAYS),

@@ -9,7 +9,14 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from runs_service.catalogue import MAX_COUNT, MAX_SERIES_NAME_LENGTH
+from runs_service.catalogue import (
+    MAX_COUNT,
+    MAX_EXPERIMENT_LENGTH,
+    MAX_SERIES_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TAGS_PER_RUN,
+    TAG_PATTERN,
+)
 
 
 class FiniteFloat(fields.Float):
@@ -141,3 +148,52 @@ class NameList(fields.String):
                 f"{MAX_SERIES_NAME_LENGTH} characters, none empty."
             )
         return list(dict.fromkeys(text.split(",")))
+
+
+class CommaSeparated(fields.List):
+    """A query parameter given as a comma-separated list, repeated, or both.
+
+    `status=failed,completed` and `status=failed&status=completed` mean the same; an
+    empty item (`status=failed,`) is invalid like any other bad value.
+    """
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> list:
+        items = value if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(item, str) for item in items):
+            raise ValidationError("Not a valid list.")
+        parts = [part.strip() for item in items for part in item.split(",")]
+        return super()._deserialize(parts, attr, data, **kwargs)
+
+
+TAG_RULE = (
+    f"1..{MAX_TAG_LENGTH} characters: letters, digits and - _ . : / = +, starting with a "
+    "letter or digit (case matters)"
+)
+
+
+def Tag(**kwargs: Any) -> fields.String:
+    """One tag: short, no spaces or commas."""
+    return fields.String(
+        validate=[
+            validate.Length(1, MAX_TAG_LENGTH),
+            validate.Regexp(TAG_PATTERN, error=f"A tag is {TAG_RULE}."),
+        ],
+        **kwargs,
+    )
+
+
+def Tags(**kwargs: Any) -> fields.List:
+    """A run's set of tags in a body: repeated tags count once; stored and returned sorted."""
+    return fields.List(
+        Tag(metadata={"example": "baseline"}),
+        validate=validate.Length(max=MAX_TAGS_PER_RUN),
+        **kwargs,
+    )
+
+
+def Experiment(**kwargs: Any) -> fields.String:
+    """The name of the experiment a run belongs to (in a query too: no NUL character)."""
+    return fields.String(
+        validate=[validate.Length(1, MAX_EXPERIMENT_LENGTH), validate.Regexp(NUL_FREE_PATTERN)],
+        **kwargs,
+    )

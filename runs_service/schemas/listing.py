@@ -10,13 +10,23 @@ from runs_service.catalogue import (
     MAX_LIST_LIMIT,
     MAX_LIST_METRICS,
     MAX_OFFSET,
+    MAX_SEARCH_LENGTH,
     MAX_SERIES_NAME_LENGTH,
+    MAX_TAGS_PER_RUN,
     METRIC_SORT_KEY,
     METRIC_SORT_STATS,
     SORT_ORDERS,
 )
 from runs_service.models.run import RunStatus, TrainingMode
-from runs_service.schemas.fields import NameList, UTCDateTimeField, storable_text
+from runs_service.schemas.fields import (
+    NUL_FREE_PATTERN,
+    CommaSeparated,
+    Experiment,
+    NameList,
+    Tag,
+    UTCDateTimeField,
+    storable_text,
+)
 from runs_service.schemas.results import ConfusionMatrixSchema, PreshapedList
 
 
@@ -36,9 +46,41 @@ class RunListQuerySchema(Schema):
         validate=validate.Range(0, MAX_OFFSET),
         metadata={"description": "Runs to skip before the page starts, 0..10^9."},
     )
-    status = fields.Enum(RunStatus, by_value=True, metadata={"description": "Only this status."})
-    training_mode = fields.Enum(
-        TrainingMode, by_value=True, metadata={"description": "Only this training mode."}
+    status = CommaSeparated(
+        fields.Enum(RunStatus, by_value=True),
+        validate=validate.Length(1, len(RunStatus)),
+        metadata={
+            "description": "Only runs of these statuses (any of them): comma-separated "
+            "(`status=failed,completed`) or repeated (`status=failed&status=completed`)."
+        },
+    )
+    training_mode = CommaSeparated(
+        fields.Enum(TrainingMode, by_value=True),
+        validate=validate.Length(1, len(TrainingMode)),
+        metadata={
+            "description": "Only runs of these training modes (any of them): comma-separated "
+            "or repeated."
+        },
+    )
+    experiment = Experiment(
+        metadata={"description": "Only runs of this experiment (exact name)."},
+    )
+    tag = CommaSeparated(
+        Tag(),
+        validate=validate.Length(1, MAX_TAGS_PER_RUN),
+        metadata={
+            "description": "Only runs carrying every one of these tags: comma-separated "
+            f"(`tag=baseline,non-iid`) or repeated; at most {MAX_TAGS_PER_RUN}."
+        },
+    )
+    q = fields.String(
+        validate=[validate.Length(max=MAX_SEARCH_LENGTH), validate.Regexp(NUL_FREE_PATTERN)],
+        metadata={
+            "description": "Only runs whose run_description or external_id contains this text, "
+            f"ignoring case (ASCII letters on SQLite); at most {MAX_SEARCH_LENGTH} characters; "
+            "empty means no search. Scans the runs the other filters leave.",
+            "example": "resnet",
+        },
     )
     sort_by = fields.String(
         load_default="start_time",
@@ -135,6 +177,8 @@ class RunSummarySchema(Schema):
     start_time = fields.AwareDateTime()
     end_time = fields.AwareDateTime(allow_none=True)
     run_description = fields.String(allow_none=True)
+    experiment = fields.String(allow_none=True, metadata={"description": "The run's experiment."})
+    tags = fields.List(fields.String(), metadata={"description": "The run's tags, sorted."})
     duration_minutes = fields.Float(
         allow_none=True,
         metadata={"description": "end_time - start_time in minutes (2 places); null if running."},

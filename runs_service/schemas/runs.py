@@ -6,8 +6,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from runs_service.catalogue import MAX_EXPERIMENT_LENGTH, MAX_TAGS_PER_RUN
 from runs_service.models.run import MAX_DESCRIPTION_LENGTH, RunStatus, TrainingMode
-from runs_service.schemas.fields import UTCDateTimeField
+from runs_service.schemas.fields import TAG_RULE, Experiment, Tags, UTCDateTimeField
 
 
 def _check_time_order(data: dict[str, Any]) -> None:
@@ -42,7 +43,26 @@ class RunWritableFields(Schema):
     config = fields.Dict(
         keys=fields.String(),
         allow_none=True,
-        metadata={"description": "Hyperparameters: learning_rate, batch_size, epochs, ..."},
+        metadata={
+            "description": "Hyperparameters: learning_rate, batch_size, epochs, ...; a PATCH "
+            "replaces the whole object."
+        },
+    )
+    experiment = Experiment(
+        allow_none=True,
+        metadata={
+            "description": f"The experiment the run belongs to (1..{MAX_EXPERIMENT_LENGTH} "
+            "characters), e.g. resnet-ablation; null for none.",
+            "example": "resnet-ablation",
+        },
+    )
+    tags = Tags(
+        metadata={
+            "description": f"The run's tags, a set of at most {MAX_TAGS_PER_RUN}: each "
+            f"{TAG_RULE}. A tag given twice counts once; a PATCH replaces the whole set "
+            "([] removes every tag).",
+            "example": ["baseline", "non-iid"],
+        },
     )
 
 
@@ -76,6 +96,8 @@ class RunSchema(Schema):
     source_path = fields.String(allow_none=True)
     external_id = fields.String(allow_none=True)
     config = fields.Dict(allow_none=True)
+    experiment = fields.String(allow_none=True)
+    tags = fields.List(fields.String(), metadata={"description": "The run's tags, sorted."})
     duration_minutes = fields.Float(
         dump_only=True,
         allow_none=True,

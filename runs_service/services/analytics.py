@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -252,6 +253,8 @@ def analytics_summary(
     status: str = RunStatus.COMPLETED.value,
     training_mode: TrainingMode | None = None,
     days: int | None = None,
+    experiment: str | None = None,
+    tag: Iterable[str] | None = None,
     top_n: int = DEFAULT_TOP_N,
     rank_by: str = "accuracy",
     value: str = "best",
@@ -275,9 +278,12 @@ def analytics_summary(
         base["training_mode"] = training_mode
     if days is not None:
         base["started_after"] = (now or utc_now()) - timedelta(days=days)
+    if experiment is not None:
+        base["experiment"] = experiment
+    base.update(run_stats.tag_params(tag))
     params = base if status == ALL_STATUSES else {**base, "status": RunStatus(status)}
-    status_counts = _status_counts(frozenset(base), base)
-    modes = _mode_metrics(frozenset(params), params, value)
+    status_counts = _status_counts(run_stats.filter_names(base), base)
+    modes = _mode_metrics(run_stats.filter_names(params), params, value)
     centralized, federated = modes[TrainingMode.CENTRALIZED], modes[TrainingMode.FEDERATED]
     comparison = {
         key.removeprefix("avg_"): difference(federated[key], centralized[key])
@@ -292,5 +298,5 @@ def analytics_summary(
         "centralized": centralized,
         "federated": federated,
         "comparison": comparison,
-        "top_runs": _top_runs(frozenset(params), params, rank_by, top_n, value),
+        "top_runs": _top_runs(run_stats.filter_names(params), params, rank_by, top_n, value),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,8 @@ _PAGE_COLUMNS = (
     Run.start_time,
     Run.end_time,
     Run.run_description,
+    Run.experiment,
+    run_stats.run_tag_list().label("tag_list"),
     Run.config,
     RunSummary.metrics_count,
     RunSummary.best_accuracy,
@@ -199,6 +202,8 @@ def _summary(run: Row) -> dict[str, Any]:
         "start_time": _iso(run.start_time),
         "end_time": _iso(run.end_time),
         "run_description": run.run_description,
+        "experiment": run.experiment,
+        "tags": run_stats.split_tags(run.tag_list),
         "duration_minutes": duration_minutes(run.start_time, run.end_time),
         "best_val_accuracy": run.best_accuracy,
         "best_val_recall": run.best_recall,
@@ -210,12 +215,20 @@ def _summary(run: Row) -> dict[str, Any]:
     }
 
 
+def _one_or_many(value, kind: type) -> list | None:
+    """Several accepted values (any of them matches) from one value, several, or none."""
+    if value is None:
+        return None
+    values = [value] if isinstance(value, kind) else list(value)
+    return sorted(set(values)) or None
+
+
 def list_runs(
     *,
     limit: int = DEFAULT_LIST_LIMIT,
     offset: int = 0,
-    status: RunStatus | None = None,
-    training_mode: TrainingMode | None = None,
+    status: RunStatus | Iterable[RunStatus] | None = None,
+    training_mode: TrainingMode | Iterable[TrainingMode] | None = None,
     sort_by: str = "start_time",
     sort_order: str = "desc",
     started_after: datetime | None = None,
@@ -223,6 +236,9 @@ def list_runs(
     sort_metric: str | None = None,
     sort_stat: str | None = None,
     metrics: list[str] | None = None,
+    experiment: str | None = None,
+    tag: Iterable[str] | None = None,
+    q: str | None = None,
 ) -> dict[str, Any]:
     """One page of run summaries and the number of runs matching the filters.
 
@@ -239,13 +255,16 @@ def list_runs(
     if sort_stat not in METRIC_SORT_STATS:
         raise InvalidInput(f"sort_stat must be one of {', '.join(METRIC_SORT_STATS)}.")
     given = {
-        "status": status,
-        "training_mode": training_mode,
+        "statuses": _one_or_many(status, RunStatus),
+        "training_modes": _one_or_many(training_mode, TrainingMode),
         "started_after": started_after,
         "started_before": started_before,
+        "experiment": experiment,
     }
     params = {name: value for name, value in given.items() if value is not None}
-    filters = frozenset(params)
+    params.update(run_stats.tag_params(tag))
+    params.update(run_stats.search_params(q))
+    filters = run_stats.filter_names(params)
     total = db.session.scalar(_count_query(filters), params)
     descending = sort_order == "desc"
     if sort_by == METRIC_SORT_KEY:

@@ -71,7 +71,9 @@ def create_or_find_run(fields: dict[str, Any]) -> tuple[Run, bool]:
     existing = _existing_run_for_create(fields)
     if existing is not None:
         return existing, False
-    run = Run(**fields, summary=RunSummary())
+    columns = {name: value for name, value in fields.items() if name != "tags"}
+    run = Run(**columns, summary=RunSummary())
+    run.set_tags(fields.get("tags") or [])
     if run.start_time is None:
         run.start_time = utc_now()
     if run.status in FINISHED and run.end_time is None:
@@ -111,6 +113,8 @@ def update_run(run_id: int, changes: dict[str, Any]) -> Run:
     external_id = changes.get("external_id")
     if external_id is not None and external_id != run.external_id:
         _refuse_taken_external_id(external_id)
+    if "tags" in changes:
+        run.set_tags(changes.pop("tags"))
     for name, value in changes.items():
         setattr(run, name, value)
     try:

@@ -363,7 +363,16 @@ def test_openapi_documents_the_summary(client):
     operation = spec["paths"]["/api/runs/analytics/summary"]["get"]
     assert operation["tags"] == ["results"]
     parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
-    assert set(parameters) == {"status", "training_mode", "days", "top_n", "rank_by", "value"}
+    assert set(parameters) == {
+        "status",
+        "training_mode",
+        "days",
+        "top_n",
+        "rank_by",
+        "value",
+        "experiment",
+        "tag",
+    }
     assert parameters["status"]["schema"]["enum"] == [
         "in_progress",
         "completed",

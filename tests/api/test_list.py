@@ -24,6 +24,8 @@ SUMMARY_KEYS = {
     "start_time",
     "end_time",
     "run_description",
+    "experiment",
+    "tags",
     "duration_minutes",
     "best_val_accuracy",
     "best_val_recall",
@@ -275,6 +277,8 @@ def test_centralized_summary_uses_the_final_epoch_and_best_over_epochs(client, a
         "start_time": "2025-03-01T10:00:00+00:00",
         "end_time": "2025-03-01T10:45:30+00:00",
         "run_description": "ResNet50",
+        "experiment": None,
+        "tags": [],
         "duration_minutes": 45.5,
         "best_val_accuracy": 0.9,
         "best_val_recall": 0.95,
@@ -537,6 +541,9 @@ def test_openapi_documents_the_list(client):
         "sort_metric",
         "sort_stat",
         "metrics",
+        "experiment",
+        "tag",
+        "q",
     }
     assert parameters["limit"]["schema"]["maximum"] == 1000
     assert parameters["offset"]["schema"]["maximum"] == 10**9

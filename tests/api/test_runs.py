@@ -187,6 +187,7 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "run_summaries": 2,
         # val_loss, client_0's train_loss and server_loss of each run.
         "metric_summaries": 6,
+        "run_tags": 0,
     }
 
     response = client.delete(f"/api/runs/{run['id']}", headers=admin_auth)
@@ -200,6 +201,7 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "run_metrics": 2,
         "run_summaries": 1,
         "metric_summaries": 3,
+        "run_tags": 0,
     }
 
 
