@@ -209,7 +209,7 @@ def test_patch_config_replaces_the_whole_object(client, auth, create_run):
     assert response.get_json()["config"] == {"epochs": 10}
 
 
-# --- migration 0004 ----------------------------------------------------------------------
+# --- migration 0005 ----------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -245,24 +245,24 @@ def insert_run(connection, external_id):
 
 def test_migration_refuses_duplicated_external_ids_naming_them(fresh_database):
     with fresh_database.app_context():
-        command.upgrade(alembic_config(), "0003")
+        command.upgrade(alembic_config(), "0004")
         with db.engine.begin() as connection:
             for external_id in ("dup-a", "dup-a", "dup-b", "dup-b", "dup-b", "single", None, None):
                 insert_run(connection, external_id)
         with pytest.raises(RuntimeError) as refused:
-            command.upgrade(alembic_config(), "0004")
+            command.upgrade(alembic_config(), "0005")
         message = str(refused.value)
         assert "'dup-a' (runs 1, 2)" in message and "'dup-b' (runs 3, 4, 5)" in message
         assert "single" not in message and "flask db upgrade" in message
         with db.engine.connect() as connection:
             version = connection.execute(text("SELECT version_num FROM alembic_version"))
-            assert version.scalar_one() == "0003"
+            assert version.scalar_one() == "0004"
         indexes = {index["name"] for index in inspect(db.engine).get_indexes("runs")}
         assert "ix_runs_external_id" not in indexes
 
         # Once the duplicates are resolved, the upgrade goes through.
         with db.engine.begin() as connection:
             connection.execute(text("UPDATE runs SET external_id = NULL WHERE id IN (2, 4, 5)"))
-        command.upgrade(alembic_config(), "0004")
+        command.upgrade(alembic_config(), "0005")
         indexes = {index["name"] for index in inspect(db.engine).get_indexes("runs")}
         assert "ix_runs_external_id" in indexes

@@ -1,7 +1,7 @@
 """one run per external_id: a unique index (refuses to run over duplicated ids)
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30 17:00:00
 
 POST /api/runs is idempotent by external_id, so two runs must never share one. If
@@ -13,8 +13,8 @@ external_id to NULL or a new value), then upgrade again. NULLs never collide.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

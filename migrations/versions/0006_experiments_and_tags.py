@@ -1,7 +1,7 @@
 """experiments and tags: runs.experiment, the run_tags table, and their indexes
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 17:10:00
 
 A run may belong to an experiment and carry a set of tags (SPEC §2). Existing runs get
@@ -13,8 +13,8 @@ the one on (tag, run_id) finds a tag's runs without reading every tag.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
