@@ -142,8 +142,8 @@ def overhead(url: str, spool: Path, bursts: int) -> dict[str, float]:
     }
 
 
-def sustained(url: str, spool: Path, steps: int) -> dict[str, float]:
-    client = RunsClient(url, token=TOKEN, spool_dir=spool)
+def sustained(url: str, spool: Path, steps: int, queue_size: int) -> dict[str, float]:
+    client = RunsClient(url, token=TOKEN, spool_dir=spool, queue_size=queue_size)
     samples: list[float] = []
     run = client.start_run(run_description="benchmark: sustained")
     prepared = [metrics_at(step) for step in range(steps)]
@@ -161,11 +161,14 @@ def sustained(url: str, spool: Path, steps: int) -> dict[str, float]:
     assert metrics_count(url, run.run_id) == points
     return {
         "points": points,
+        "queue_size": queue_size,
         "logged_points_per_s": points / logged,
         "stored_points_per_s": points / stored,
         "p50_us": percentile(samples, 0.50) / 1000,
         "p99_us": percentile(samples, 0.99) / 1000,
         "max_ms": max(samples) / 1e6,
+        "max_at_step": samples.index(max(samples)),
+        "calls_over_1ms": sum(sample > 1e6 for sample in samples),
     }
 
 
@@ -201,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="steps of 9 metrics")
     parser.add_argument("--bursts", type=int, default=50, help="bursts of 1,000 timed calls")
+    parser.add_argument(
+        "--queue-size", type=int, default=100_000, help="RunsClient queue_size (its default)"
+    )
     parser.add_argument("--output", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="runs-client-bench-") as directory:
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             figures = {
                 "overhead": overhead(url, workdir / "spool", args.bursts),
-                "sustained": sustained(url, workdir / "spool", args.steps),
+                "sustained": sustained(url, workdir / "spool", args.steps, args.queue_size),
                 "raw_http": raw_http(url, args.steps),
                 "python": platform.python_version(),
                 "load_average": os.getloadavg(),
@@ -224,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sustained loop, {s['points']:,} points: logged {s['logged_points_per_s']:,.0f}/s, "
         f"stored {s['stored_points_per_s']:,.0f}/s; per call p50 {s['p50_us']:.1f} µs, "
-        f"p99 {s['p99_us']:.1f} µs, max {s['max_ms']:.1f} ms"
+        f"p99 {s['p99_us']:.1f} µs, max {s['max_ms']:.1f} ms (step {s['max_at_step']:,}); "
+        f"{s['calls_over_1ms']} calls over 1 ms"
     )
     print(
         f"raw HTTP, 10,000-point batches, one connection: "
