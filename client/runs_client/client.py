@@ -257,7 +257,8 @@ class RunsClient:
     url: the service, e.g. http://127.0.0.1:8000. token: a token with write scope.
     spool_dir: where undeliverable batches wait (default: the per-user cache folder,
     or $RUNS_CLIENT_SPOOL_DIR). strict: raise on invalid data instead of warning.
-    queue_size: points held in memory before the oldest move to the spool.
+    queue_size: points held in memory before the oldest move to the spool. timeout: seconds
+    one HTTP request may take. The rest tune retries and waits (client/README.md).
     """
 
     def __init__(
@@ -269,7 +270,7 @@ class RunsClient:
         strict: bool = False,
         queue_size: int = 100_000,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
-        timeout: float = 10.0,
+        timeout: float = 30.0,
         max_retries: int = 4,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import math
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -282,3 +284,54 @@ def test_long_lists_are_encoded_in_slices_as_one_json_document():
         assert json.loads(encode(value)) == value
     with pytest.raises(ValueError):
         encode({"metrics": [math.nan] * 600})
+
+
+class BusyThenReady(http.server.ThreadingHTTPServer):
+    """Answers 503 with Retry-After to the first request, then 2xx; records the times."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        super().__init__(("127.0.0.1", 0), BusyThenReadyHandler)
+
+
+class BusyThenReadyHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.times.append(time.monotonic())
+        if len(self.server.times) == 1:
+            status, body, extra = 503, {"message": "busy"}, {"Retry-After": "1"}
+        elif self.path == "/api/runs":
+            status, body, extra = 201, {"id": 1}, {}
+        else:
+            status, body, extra = 200, {"inserted": 1, "updated": 0, "unchanged": 0}, {}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **extra}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_PATCH = do_POST
+
+
+def test_the_sender_waits_as_long_as_retry_after_asks(tmp_path):
+    server = BusyThenReady()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        client = RunsClient(url, spool_dir=tmp_path, backoff_base=0.01, backoff_max=0.02)
+        with client.start_run() as run:
+            run.log_metrics({"loss": 1.0}, step=0)
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.run_id == 1
+    first, second = server.times[:2]
+    assert second - first >= 0.95  # without Retry-After the backoff would be 5-10 ms
+    assert not any(path.read_text() for path in tmp_path.rglob("*.jsonl"))
