@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+# The service's checkout ($RUNS_SERVICE_DIR, e.g. another branch's worktree) and venv.
+REPO = Path(os.environ.get("RUNS_SERVICE_DIR") or Path(__file__).resolve().parents[2])
 WRITER_TOKEN = "client-tests-writer"
 ADMIN_TOKEN = "client-tests-admin"
 STARTUP_SECONDS = 60
