@@ -311,6 +311,10 @@ class RunsClient:
         self._offline = False
         self._next_probe = 0.0
         self._probe_attempt = 0
+        # flush() while offline asks the sender for one reconnection attempt (so a service
+        # that is back gets the spool now) and waits for a sender pass begun after asking.
+        self._probes_asked = 0
+        self._probes_done = 0
         self._auth_warned = False
         self._closing = False
         self._closed = False
@@ -371,6 +375,9 @@ class RunsClient:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
+            if self._offline:
+                self._probes_asked += 1
+                self._next_probe = 0.0
             while not self._is_idle():
                 self._wake.set()
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -472,6 +479,7 @@ class RunsClient:
             and not self._busy
             and not self._spilling
             and (self._offline or not self.spool.has_pending())
+            and (not self._offline or self._probes_done >= self._probes_asked)
         )
 
     def _notify_idle(self) -> None:
@@ -528,12 +536,16 @@ class RunsClient:
         while True:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
+            with self._lock:
+                probes_asked = self._probes_asked
             try:
                 self._send_pending()
             except Exception:  # the sender must survive anything to keep data flowing
                 log.exception("runs_client: unexpected error in the sender")
                 with self._lock:
                     self._busy = False
+            with self._lock:
+                self._probes_done = probes_asked
             self._notify_idle()
             with self._lock:
                 if self._closing:
