@@ -55,22 +55,13 @@ from benchmarks.run import (
     wait_ready,
 )
 from benchmarks.workload import DEFAULT_SEED, generate_workload
+from runs_service.catalogue import HISTORY_FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 EPOCHS = 1_000
 WINDOW = 100
 # The history metrics of one epoch (SPEC §4.1 training_history), as a trainer logs them.
-EPOCH_METRICS = (
-    "train_loss",
-    "val_loss",
-    "train_acc",
-    "val_acc",
-    "train_f1",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_auroc",
-)
+EPOCH_METRICS = HISTORY_FIELDS
 INGEST_RUNS = 100
 READ_REPETITIONS = 200
 TARGET_EPOCH_P50_MS = 4.0

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from runs_service.catalogue import HISTORY_FIELDS
+
 if __package__:
     from benchmarks import run as harness
 else:  # run as a script: benchmarks/ itself is on sys.path
@@ -34,17 +36,7 @@ WINDOW = 100  # requests at each end of the run that are compared
 SLICES = 10
 P50_TARGET_MS = 4.0
 GROWTH_TARGET = 1.3
-TRAINER_METRICS = (
-    "train_loss",
-    "train_acc",
-    "train_f1",
-    "val_loss",
-    "val_acc",
-    "val_precision",
-    "val_recall",
-    "val_f1",
-    "val_auroc",
-)
+TRAINER_METRICS = HISTORY_FIELDS
 
 
 @dataclass

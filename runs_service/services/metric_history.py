@@ -15,7 +15,7 @@ index range scans of that bucket, so a million-point series never leaves the dat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -171,25 +171,35 @@ class Extent:
     last_step: int | None
 
 
-def _range_filter(source: Source, suffix: str) -> str:
-    return f"{source.step} BETWEEN :lo{suffix} AND :hi{suffix}"
+def _union_in_range(
+    sources: Sequence[Source], lo: int, hi: int, select: Callable[[Source], str]
+) -> tuple[str, dict[str, Any]]:
+    """One SELECT per series (numbered `series`) over steps lo..hi, joined by UNION ALL."""
+    branches, params = [], {}
+    for index, source in enumerate(sources):
+        suffix = f"_{index}"
+        source = source.renamed(suffix)
+        branches.append(
+            f"SELECT {index} AS series, {select(source)} FROM {source.table} "
+            f"WHERE {source.where} AND {source.step} BETWEEN :lo{suffix} AND :hi{suffix}"
+        )
+        params.update(source.params, **{f"lo{suffix}": lo, f"hi{suffix}": hi})
+    return " UNION ALL ".join(branches), params
 
 
 def series_extents(sources: Sequence[Source], lo: int, hi: int) -> list[Extent]:
     """The extent of each series within steps lo..hi, in one statement."""
     if not sources:
         return []
-    branches, params = [], {}
-    for index, source in enumerate(sources):
-        suffix = f"_{index}"
-        source = source.renamed(suffix)
-        branches.append(
-            f"SELECT {index} AS series, count(*) AS points, min({source.step}) AS first_step, "
-            f"max({source.step}) AS last_step FROM {source.table} "
-            f"WHERE {source.where} AND {_range_filter(source, suffix)}"
-        )
-        params.update(source.params, **{f"lo{suffix}": lo, f"hi{suffix}": hi})
-    rows = db.session.execute(text(" UNION ALL ".join(branches)), params)
+    union, params = _union_in_range(
+        sources,
+        lo,
+        hi,
+        lambda source: (
+            f"count(*) AS points, min({source.step}) AS first_step, max({source.step}) AS last_step"
+        ),
+    )
+    rows = db.session.execute(text(union), params)
     extents = {row.series: Extent(row.points, row.first_step, row.last_step) for row in rows}
     return [extents[index] for index in range(len(sources))]
 
@@ -216,17 +226,16 @@ def raw_points(sources: Sequence[Source], lo: int, hi: int) -> list[Points]:
     """Every point of each series within steps lo..hi, ordered, in one statement."""
     if not sources:
         return []
-    branches, params = [], {}
-    for index, source in enumerate(sources):
-        suffix = f"_{index}"
-        source = source.renamed(suffix)
-        branches.append(
-            f"SELECT {index} AS series, {source.step} AS step, {source.tiebreak or 0} AS tiebreak, "
-            f"{source.value} AS value, {source.timestamp} AS measured_at FROM {source.table} "
-            f"WHERE {source.where} AND {_range_filter(source, suffix)}"
-        )
-        params.update(source.params, **{f"lo{suffix}": lo, f"hi{suffix}": hi})
-    statement = text(" UNION ALL ".join(branches) + " ORDER BY series, step, tiebreak")
+    union, params = _union_in_range(
+        sources,
+        lo,
+        hi,
+        lambda source: (
+            f"{source.step} AS step, {source.tiebreak or 0} AS tiebreak, "
+            f"{source.value} AS value, {source.timestamp} AS measured_at"
+        ),
+    )
+    statement = text(union + " ORDER BY series, step, tiebreak")
     columns = [Points() for _ in sources]
     for row in db.session.execute(statement.columns(**_POINT_COLUMNS), params):
         columns[row.series].add(row.step, row.value, row.measured_at)
