@@ -55,6 +55,15 @@ class LiveServer:
     url: str
     app: Flask
     long_run_id: int
+    first_demo_id: int
+
+    def demo_id(self, number: int) -> int:
+        """The id of the number-th demo run (run `number` on a fresh database).
+
+        PostgreSQL does not reuse the ids of earlier tests' deleted runs, so the demo runs
+        are numbered from wherever its sequence stands.
+        """
+        return self.first_demo_id + number - 1
 
 
 def load_long_run(app: Flask) -> int:
@@ -103,10 +112,12 @@ def live_server(
     app = make_app(database_url, tmp_path_factory.mktemp("web"))
     result = app.test_cli_runner().invoke(args=["demo-data"])
     assert result.exit_code == 0, result.output
+    first = app.test_client().get("/api/runs/list?sort_by=id&sort_order=asc&limit=1")
+    first_demo_id = first.get_json()["runs"][0]["id"]
     long_run_id = load_long_run(app)
     try:
         with serving(app) as url:
-            yield LiveServer(url, app, long_run_id)
+            yield LiveServer(url, app, long_run_id, first_demo_id)
     finally:
         empty_tables(app)
 

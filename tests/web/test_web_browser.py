@@ -150,17 +150,19 @@ def test_run_list_page(live_server, browser):
 
 
 def test_centralized_run_page(live_server, browser):
-    trail = check_page(browser, live_server.url, "/runs/2", "run-centralized", charts=True)
-    assert reached(trail, href_part="/api/runs/2/download/csv")
+    run_id = live_server.demo_id(2)
+    trail = check_page(browser, live_server.url, f"/runs/{run_id}", "run-centralized", charts=True)
+    assert reached(trail, href_part=f"/api/runs/{run_id}/download/csv")
     assert reached(trail, href_part="/runs") or reached(trail, text="Runs")
-    assert browser.title.startswith("Run 2")
+    assert browser.title.startswith(f"Run {run_id}")
     cells = browser.find_elements(By.CSS_SELECTOR, "table.cm td .cm-count")
     assert len(cells) == 4
     assert "95 % Wilson interval" in browser.page_source
 
 
 def test_federated_run_page_marks_round_zero(live_server, browser):
-    check_page(browser, live_server.url, "/runs/4", "run-federated", charts=True)
+    path = f"/runs/{live_server.demo_id(4)}"
+    check_page(browser, live_server.url, path, "run-federated", charts=True)
     first_round = browser.find_element(By.CSS_SELECTOR, "table.rounds tbody tr")
     assert "initial model" in first_round.text
     assert first_round.text.startswith("0")
@@ -168,13 +170,17 @@ def test_federated_run_page_marks_round_zero(live_server, browser):
 
 def test_federated_run_without_evaluations_says_so(live_server, browser):
     """Demo run 1 waits for its results file (the README's backfill example)."""
-    check_page(browser, live_server.url, "/runs/1", "run-federated-empty", charts=False)
+    path = f"/runs/{live_server.demo_id(1)}"
+    check_page(browser, live_server.url, path, "run-federated-empty", charts=False)
     wait_for_charts(browser)
     assert "No server evaluation yet" in browser.find_element(By.ID, "main").text
 
 
 def test_compare_page(live_server, browser):
-    trail = check_page(browser, live_server.url, "/compare?run_ids=2,7,4", "compare", charts=True)
+    run_ids = ",".join(str(live_server.demo_id(number)) for number in (2, 7, 4))
+    trail = check_page(
+        browser, live_server.url, f"/compare?run_ids={run_ids}", "compare", charts=True
+    )
     assert reached(trail, element_id="c-ids")
     assert browser.find_elements(By.CSS_SELECTOR, "table.compare-summary td.best")
 
@@ -218,7 +224,8 @@ def test_run_description_with_markup_is_shown_as_text(live_server, browser):
 def test_token_flow_when_reads_need_a_token(live_server, browser, database_url, tmp_path):
     app = make_app(database_url, tmp_path, RUNS_REQUIRE_AUTH_FOR_READS=True)
     with serving(app) as base:
-        browser.get(base + "/runs/2")
+        run_id = live_server.demo_id(2)
+        browser.get(base + f"/runs/{run_id}")
         panel = browser.find_element(By.ID, "token-panel")
         WebDriverWait(browser, WAIT_SECONDS).until(lambda d: panel.is_displayed())
         assert "needs a token" in browser.find_element(By.ID, "token-message").text
@@ -238,7 +245,7 @@ def test_token_flow_when_reads_need_a_token(live_server, browser, database_url, 
         WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.find_elements(By.ID, "run"))
         wait_for_charts(browser)
         assert not browser.find_element(By.ID, "token-panel").is_displayed()
-        assert browser.title.startswith("Run 2 · centralized")
+        assert browser.title.startswith(f"Run {run_id} · centralized")
         assert all(count > 20 for count in browser.execute_script(COLOURED_PIXELS))
         browser.get_log("browser")  # the refused attempt logged its 401s
 
