@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ from types import SimpleNamespace
 from benchmarks.run import (
     DEFAULT_POSTGRES_URL,
     MAX_METRICS_PER_BATCH,
+    REPO,
     BenchmarkError,
     Client,
     fresh_database,
@@ -94,6 +97,20 @@ def insert_series(url: str, rows: list[tuple[int, str, float, int]]) -> None:
                 copy.write_row((*row, "other"))
 
 
+def refresh_summaries(url: str) -> None:
+    """Rebuild the per-series summaries of points written past the API (as after a restore)."""
+    env = {**os.environ, "RUNS_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "runs_service", "refresh-summaries"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise BenchmarkError(f"flask refresh-summaries failed:\n{done.stderr[-2000:]}")
+
+
 def load(port: int, url: str, direct: bool) -> dict[str, str]:
     """Store the workload; answer the path of every case."""
     client = Client(port)
@@ -124,6 +141,7 @@ def load(port: int, url: str, direct: bool) -> dict[str, str]:
         client.close()
     if pending:
         insert_series(url, pending)
+        refresh_summaries(url)
     return {
         "history_100k": f"/api/runs/{history_100k}/metric-history?names=val_loss&max_points=1000",
         "history_1m": f"/api/runs/{history_1m}/metric-history?names=val_loss&max_points=1000",
