@@ -172,3 +172,21 @@ def get_server_evaluation(run_id: int) -> dict[str, Any]:
         "evaluations": [server_evaluation_entry(evaluation) for evaluation in evaluations],
         "summary": server_evaluation_summary(evaluations),
     }
+
+
+def latest_server_evaluations(run_id: int, latest: int) -> list[dict[str, Any]]:
+    """The initial evaluation (round 0) and the latest `latest` training rounds of a run,
+    shaped as get_server_evaluation's entries, in round order: two index lookups however
+    many rounds the run has."""
+    columns = select(*EVALUATION_COLUMNS).where(ServerEvaluation.run_id == run_id)
+    initial = columns.where(ServerEvaluation.round_number == 0)
+    training = (
+        columns.where(ServerEvaluation.round_number >= 1)
+        .order_by(ServerEvaluation.round_number.desc())
+        .limit(latest)
+    )
+    evaluations = [
+        *db.session.execute(initial).mappings(),
+        *reversed(db.session.execute(training).mappings().all()),
+    ]
+    return [server_evaluation_entry(evaluation) for evaluation in evaluations]

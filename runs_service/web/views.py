@@ -26,6 +26,7 @@ from runs_service.schemas.analytics import AnalyticsQuerySchema
 from runs_service.schemas.listing import RunListQuerySchema
 from runs_service.services import analytics as analytics_service
 from runs_service.services import listing
+from runs_service.services import overview as overview_service
 from runs_service.services import results as results_service
 from runs_service.web.formatting import FILTERS, best_index
 
@@ -43,20 +44,22 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; object-src 'none'"
 )
 LIST_PAGE_SIZE = 50
+# The run page's per-round table: round 0 and this many latest rounds (the API has all).
+SERVER_ROUNDS_SHOWN = 50
 MAX_COMPARED_RUNS = 20
 PAGE_QUERY_ONLY = ("run_ids",)
 METRIC_SORT_FIELDS = ("sort_metric", "sort_stat")
-# ExperimentResults metadata keys compared side by side: (key, label, higher is better).
+# Overview values compared side by side: (part, key, label, higher is better).
 COMPARED_METRICS = (
-    ("best_val_accuracy", "Best accuracy", True),
-    ("best_val_precision", "Best precision", True),
-    ("best_val_recall", "Best recall", True),
-    ("best_val_f1", "Best F1", True),
-    ("best_val_auroc", "Best AUROC", True),
-    ("best_val_loss", "Lowest loss", False),
-    ("final_accuracy", "Final accuracy", True),
-    ("final_recall", "Final recall", True),
-    ("final_loss", "Final loss", False),
+    ("bests", "best_val_accuracy", "Best accuracy", True),
+    ("bests", "best_val_precision", "Best precision", True),
+    ("bests", "best_val_recall", "Best recall", True),
+    ("bests", "best_val_f1", "Best F1", True),
+    ("bests", "best_val_auroc", "Best AUROC", True),
+    ("bests", "best_val_loss", "Lowest loss", False),
+    ("final_metrics", "accuracy", "Final accuracy", True),
+    ("final_metrics", "recall", "Final recall", True),
+    ("final_metrics", "loss", "Final loss", False),
 )
 SORT_LABELS = {
     "start_time": "start time",
@@ -174,14 +177,18 @@ def run_list_fragment():
 
 
 def run_context(run_id: int) -> dict[str, Any]:
-    loaded = results_service.load_run_results(run_id)
+    overview = overview_service.run_overview(run_id)
+    run = overview["run"]
     context: dict[str, Any] = {
-        "run": loaded.run,
-        "results": results_service.experiment_results(loaded),
-        "server": None,
+        "run": run,
+        "overview": overview,
+        "server_rounds": None,
+        "server_rounds_shown": SERVER_ROUNDS_SHOWN,
     }
-    if loaded.run.training_mode is TrainingMode.FEDERATED:
-        context["server"] = results_service.get_server_evaluation(run_id)
+    if run.training_mode is TrainingMode.FEDERATED:
+        context["server_rounds"] = results_service.latest_server_evaluations(
+            run_id, SERVER_ROUNDS_SHOWN
+        )
     return context
 
 
@@ -224,22 +231,19 @@ def compare_context() -> tuple[dict[str, Any], int]:
         return {"error": "Choose runs to compare: tick them in the run list."}, 200
     if len(run_ids) > MAX_COMPARED_RUNS:
         return {"error": f"Compare at most {MAX_COMPARED_RUNS} runs at once."}, 422
-    missing, compared = [], []
-    for run_id in run_ids:
-        try:
-            compared.append(results_service.get_experiment_results(run_id))
-        except RunNotFound:
-            missing.append(run_id)
+    overviews = overview_service.run_overviews(run_ids)
+    missing = [run_id for run_id in run_ids if run_id not in overviews]
     if missing:
         names = ", ".join(str(run_id) for run_id in missing)
         return {"error": f"Run(s) {names} not found."}, 404
+    compared = [overviews[run_id] for run_id in run_ids]
     rows = [
         {
             "label": text,
-            "cells": (values := [result["metadata"][key] for result in compared]),
+            "cells": (values := [overview[part][key] for overview in compared]),
             "best": best_index(values, higher_is_better),
         }
-        for key, text, higher_is_better in COMPARED_METRICS
+        for part, key, text, higher_is_better in COMPARED_METRICS
     ]
     return {"compared_ids": run_ids, "compared": compared, "summary_rows": rows}, 200
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from runs_service.web.views import CONTENT_SECURITY_POLICY
+from runs_service.web.views import CONTENT_SECURITY_POLICY, SERVER_ROUNDS_SHOWN
 from tests.helpers import AUTH, log_evaluations, log_metrics, points
 
 VENDOR = Path(__file__).parents[2] / "runs_service" / "web" / "static" / "vendor" / "uplot-1.6.32"
@@ -145,3 +146,21 @@ def test_metric_columns_and_sorting_by_a_metric(client, runs):
     # The form's metric-sort fields count only when sorting by a metric.
     plain = client.get("/?sort_by=id&sort_metric=val_loss&sort_stat=best")
     assert plain.status_code == 200
+
+
+def test_long_federated_run_page_shows_round_zero_and_the_latest_rounds(client, auth, create_run):
+    run = create_run("federated")
+    rounds = SERVER_ROUNDS_SHOWN + 10
+    log_evaluations(
+        client,
+        auth,
+        run["id"],
+        [{"round_number": r, "accuracy": 0.5 + r / 1000} for r in range(rounds + 1)],
+    )
+    html = client.get(f"/runs/{run['id']}").get_data(as_text=True)
+    table = html[html.index('<table class="data rounds">') :]
+    table = table[: table.index("</table>")]
+    shown = [int(number) for number in re.findall(r'<th scope="row" class="num">(\d+)', table)]
+    assert shown == [0, *range(rounds - SERVER_ROUNDS_SHOWN + 1, rounds + 1)]
+    assert f"latest {SERVER_ROUNDS_SHOWN} of {rounds} training rounds" in html
+    assert f"/api/runs/{run['id']}/server-evaluation" in html
