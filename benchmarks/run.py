@@ -112,6 +112,7 @@ class Settings:
     concurrent_seconds: float
     postgres_url: str
     seed: int
+    reference: str | None = None  # "mlflow": ours against MLflow (benchmarks.mlflow_reference)
 
 
 @dataclass
@@ -789,6 +790,11 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, str | None]:
     parser.add_argument("--output", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--reference",
+        choices=("mlflow",),
+        help="also serve the workload with MLflow and report ours ÷ MLflow's per case",
+    )
     args = parser.parse_args(argv)
 
     if args.runs:
@@ -809,6 +815,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, str | None]:
         concurrent_seconds=2.0 if args.quick else 5.0,
         postgres_url=args.postgres_url,
         seed=args.seed,
+        reference=args.reference,
     )
     return settings, args.output
 
@@ -829,6 +836,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL unreachable ({error}); try --database sqlite", file=sys.stderr)
             return 2
     print(f"machine: {info}", file=sys.stderr)
+    if settings.reference == "mlflow":
+        if __package__:
+            from benchmarks import mlflow_reference
+        else:
+            import mlflow_reference
+        return mlflow_reference.run_all(settings, info, output)
 
     results = []
     try:
