@@ -69,6 +69,12 @@ _CENTRALIZED_VARIANTS = (
     "label smoothing",
 )
 _OPTIMIZERS = ("adam", "adamw", "sgd")
+# model -> the experiment its runs belong to (other models' runs belong to none).
+_EXPERIMENTS = {
+    "ResNet50": "resnet-pneumonia",
+    "ResNet18": "resnet-pneumonia",
+    "DenseNet121": "densenet-pneumonia",
+}
 _SCHEDULERS = ("cosine", "step", "exponential")
 
 
@@ -308,7 +314,10 @@ def _centralized(plan: _Plan) -> DemoRun:
             for name, value in values.items()
         )
     return DemoRun(
-        run=_run_body(plan, description, config), metrics=metrics, evaluations=[], clients=[]
+        run=_run_body(plan, description, config, [variant.replace(" ", "-")]),
+        metrics=metrics,
+        evaluations=[],
+        clients=[],
     )
 
 
@@ -381,7 +390,9 @@ def _federated(plan: _Plan) -> DemoRun:
         )
     metrics = _client_metrics(rng, plan, clients, tau)
     return DemoRun(
-        run=_run_body(plan, description, config),
+        run=_run_body(
+            plan, description, config, [strategy.lower(), "non-iid" if non_iid else "iid"]
+        ),
         metrics=metrics,
         evaluations=evaluations,
         clients=clients,
@@ -466,8 +477,13 @@ def _evaluation(
     }
 
 
-def _run_body(plan: _Plan, description: str, config: dict) -> dict:
-    """Return the POST /api/runs body of a planned run."""
+def _run_body(plan: _Plan, description: str, config: dict, tags: list[str]) -> dict:
+    """Return the POST /api/runs body of a planned run.
+
+    Runs of the ResNet and DenseNet families belong to an experiment of their family;
+    experiment and tags draw nothing from the random generator, so adding them left
+    every other value of the demo data as it was.
+    """
     rng = plan.rng
     source_path = None
     if rng.random() < 0.85:
@@ -485,6 +501,8 @@ def _run_body(plan: _Plan, description: str, config: dict) -> dict:
         "source_path": source_path,
         "external_id": external_id,
         "config": config,
+        "experiment": _EXPERIMENTS.get(plan.model),
+        "tags": tags,
     }
 
 

@@ -16,8 +16,10 @@ import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
+from runs_service.demo_data import generate_demo_runs
 from tests.helpers import ADMIN_AUTH, AUTH, READER_TOKEN, make_app
 from tests.web.conftest import SCREENSHOTS, serving
 
@@ -333,3 +335,111 @@ def test_in_progress_run_page_refreshes_with_conditional_requests(live_server, b
         assert console_errors(browser) == []
     finally:
         client.delete(f"/api/runs/{run_id}", headers=ADMIN_AUTH)
+
+
+def demo_runs_where(live_server, keep) -> set[int]:
+    """Ids of the demo runs whose POST /api/runs body `keep` accepts."""
+    return {
+        live_server.demo_id(number)
+        for number, demo in enumerate(generate_demo_runs(), start=1)
+        if keep(demo.run)
+    }
+
+
+def apply_filters(driver, form: str, **fields: str) -> None:
+    """Type into or choose in the filter form's fields (by id), submit, wait for the page."""
+    for element_id, value in fields.items():
+        field = driver.find_element(By.ID, element_id)
+        if field.tag_name == "select":
+            field.find_element(By.CSS_SELECTOR, f"option[value='{value}']").click()
+        else:
+            field.clear()
+            if value:
+                field.send_keys(value)
+    old = driver.find_element(By.TAG_NAME, "main")
+    driver.find_element(By.CSS_SELECTOR, f"{form} button[type=submit]").click()
+    WebDriverWait(driver, WAIT_SECONDS).until(
+        lambda d: (
+            staleness_of(old)(d) and d.execute_script("return document.readyState") == "complete"
+        )
+    )
+    assert console_errors(driver) == [], driver.current_url
+
+
+def listed_run_ids(driver) -> list[int]:
+    cells = driver.find_elements(By.CSS_SELECTOR, "table.runs tbody td:nth-child(2) a")
+    return [int(cell.text) for cell in cells]
+
+
+def test_run_list_filters_by_experiment_tag_and_text(live_server, browser):
+    browser.get_log("browser")
+    browser.get(live_server.url + "/")
+    everything = listed_run_ids(browser)
+
+    apply_filters(browser, ".filters", **{"f-experiment": "densenet-pneumonia"})
+    assert "experiment=densenet-pneumonia" in browser.current_url
+    densenet = demo_runs_where(live_server, lambda run: run["experiment"] == "densenet-pneumonia")
+    shown = listed_run_ids(browser)
+    assert 0 < len(shown) < len(everything)
+    assert set(shown) == densenet
+    assert (
+        browser.find_element(By.ID, "f-experiment").get_attribute("value") == "densenet-pneumonia"
+    )
+
+    # A tag narrows the experiment's runs further: both filters hold.
+    apply_filters(browser, ".filters", **{"f-tag": "iid"})
+    iid = demo_runs_where(live_server, lambda run: "iid" in run["tags"])
+    shown = listed_run_ids(browser)
+    assert shown and set(shown) == densenet & iid
+    assert all(
+        "DenseNet121" in row.text and " IID " in row.text
+        for row in browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
+    )
+
+    # Text search, case-insensitive, over descriptions (and external ids).
+    apply_filters(browser, ".filters", **{"f-experiment": "", "f-tag": "", "f-q": "fedprox"})
+    fedprox = demo_runs_where(
+        live_server,
+        lambda run: (
+            "fedprox" in run["run_description"].lower() or "fedprox" in (run["external_id"] or "")
+        ),
+    )
+    shown = listed_run_ids(browser)
+    assert shown and set(shown) == fedprox
+    assert browser.find_element(By.ID, "f-q").get_attribute("value") == "fedprox"
+
+    apply_filters(browser, ".filters", **{"f-q": "no run is called this"})
+    assert listed_run_ids(browser) == []
+    assert "No runs match these filters." in browser.find_element(By.ID, "main").text
+    screenshot(browser, "run-list-no-match", DESKTOP)
+
+
+def test_analytics_filters_change_the_summary(live_server, browser):
+    browser.get_log("browser")
+    browser.get(live_server.url + "/analytics")
+    wait_for_charts(browser)
+    apply_filters(
+        browser, ".filters", **{"a-mode": "federated", "a-status": "all", "a-rank": "recall"}
+    )
+    assert "training_mode=federated" in browser.current_url
+    wait_for_charts(browser)
+    federated = demo_runs_where(live_server, lambda run: run["training_mode"] == "federated")
+    counts = browser.find_element(By.CSS_SELECTOR, "#mode-averages tbody tr").text
+    assert counts.split()[-2:] == ["0", str(len(federated))], counts
+    assert "Top runs by recall" in browser.find_element(By.ID, "main").text
+    top = browser.find_elements(By.CSS_SELECTOR, "#top-heading ~ .table-scroll tbody tr")
+    assert top
+    ids = [int(row.find_element(By.CSS_SELECTOR, "td:nth-child(2)").text) for row in top]
+    assert set(ids) <= federated
+    assert all(
+        row.find_element(By.CSS_SELECTOR, "td:nth-child(3)").text == "federated" for row in top
+    )
+    answer = live_server.app.test_client().get(
+        "/api/runs/analytics/summary?training_mode=federated&status=all&rank_by=recall"
+    )
+    assert ids == [entry["run_id"] for entry in answer.get_json()["top_runs"]]
+    # The form shows what it applied.
+    assert (
+        browser.find_element(By.CSS_SELECTOR, "#a-status option:checked").get_attribute("value")
+        == "all"
+    )
