@@ -114,3 +114,13 @@ def test_the_table_marks_each_case_against_the_ten_times_target():
     )
     assert lines[4] == "| csv (p50 ms) | sqlite N=2,000 | 30.0 | no equivalent | — | — |"
     assert lines[5] == "| database size (MB) | sqlite N=2,000 | 50 | 60 | 0.833 | 1.2× |"
+
+
+def test_slices_cover_every_item_once_in_order():
+    from benchmarks.mlflow_reference import slices
+
+    items = list(range(10))
+    parts = slices(items, 4)
+    assert len(parts) == 4
+    assert [item for part in parts for item in part] == items
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
