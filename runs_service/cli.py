@@ -25,6 +25,7 @@ from runs_service.services.backfill import (
 from runs_service.services.health import schema_problem
 from runs_service.services.loading import database_is_empty, load_run, write_results_file
 from runs_service.services.metric_summaries import refresh_all_metric_summaries
+from runs_service.services.rollups import rebuild_rollups
 from runs_service.services.summaries import refresh_all_summaries
 
 
@@ -172,10 +173,26 @@ def refresh_summaries_command() -> None:
     _require_schema()
     _, rewritten = refresh_all_metric_summaries()
     count = refresh_all_summaries()
-    click.echo(f"Refreshed the summaries of {count} runs; {rewritten} series summaries rewritten.")
+    rollup_rows = rebuild_rollups()
+    click.echo(
+        f"Refreshed the summaries of {count} runs; {rewritten} series summaries rewritten; "
+        f"{rollup_rows} analytics roll-up rows rewritten."
+    )
+
+
+@click.command("refresh-rollups")
+@with_appcontext
+def refresh_rollups_command() -> None:
+    """Rebuild the analytics roll-ups from the runs and their summaries.
+
+    Only wrong rows are rewritten: on correct roll-ups nothing changes.
+    """
+    _require_schema()
+    click.echo(f"{rebuild_rollups()} analytics roll-up rows rewritten.")
 
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(demo_data_command)
     app.cli.add_command(import_results_command)
     app.cli.add_command(refresh_summaries_command)
+    app.cli.add_command(refresh_rollups_command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from datetime import timedelta
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -130,6 +131,69 @@ def test_metric_summaries_revision_fills_them_from_existing_points(
             ).scalar_one()
             assert stored_count == sum(len(computed_summaries(run["id"])) for run in runs)
             db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+
+def test_analytics_rollups_revision_fills_them_from_existing_runs(
+    database_url, tmp_path, is_postgres
+):
+    """Runs and summaries written before 0007, then the upgrade: the roll-ups as rebuilt."""
+    from runs_service.models import RunSummary
+    from runs_service.services.rollups import computed_rollups, rebuild_rollups
+
+    if is_postgres:
+        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
+    else:
+        url, drop = "sqlite:///" + str(tmp_path / "before_rollups.db"), (lambda: None)
+    app = make_app(url, tmp_path)
+    rng = random.Random(7)
+    try:
+        with app.app_context():
+            upgrade(revision="0006")
+            start = utc_now()
+            runs, summaries = [], []
+            for number in range(1, 41):
+                status = rng.choice(["completed", "failed", "in_progress"])
+                begin = start - timedelta(hours=rng.randint(0, 72), microseconds=number)
+                end = None if status == "in_progress" else begin + timedelta(minutes=number)
+                runs.append(
+                    {
+                        "id": number,
+                        "training_mode": rng.choice(["centralized", "federated"]),
+                        "status": status,
+                        "start_time": begin,
+                        "end_time": end,
+                    }
+                )
+                summaries.append(
+                    {
+                        "run_id": number,
+                        "metrics_count": 0,
+                        "best_accuracy": rng.choice([None, 0.25, 0.9, rng.random()]),
+                        "best_recall": rng.choice([None, rng.random()]),
+                        "has_server_evaluation": False,
+                        "num_rounds": 0,
+                        "registered_clients": 0,
+                        "updated_at": start,
+                    }
+                )
+            runs.append(
+                {
+                    "id": 41,
+                    "training_mode": "federated",
+                    "status": "failed",
+                    "start_time": start,
+                    "end_time": start,
+                }
+            )  # no summary
+            db.session.execute(Run.__table__.insert(), runs)
+            db.session.execute(RunSummary.__table__.insert(), summaries)
+            db.session.commit()
+            upgrade()
+            assert sum(group["runs"] for group in computed_rollups().values()) == 41
+            assert rebuild_rollups() == 0
             db.engine.dispose()
     finally:
         drop()

@@ -25,5 +25,8 @@ class AnalyticsSummary(MethodView):
         """Status counts, success rate, per-mode averages, their comparison and the top runs.
 
         An empty database answers zeros and nulls. Unknown parameters and values are 422.
+        Under the status, training_mode and days filters (best values) the counts and
+        averages come from roll-ups kept at write time, so their cost does not grow with
+        the number of runs; experiment, tag or value=final read the matching runs.
         """
         return analytics.analytics_summary(**query)

@@ -13,6 +13,7 @@ from runs_service.errors import Conflict, InvalidInput, RunNotFound
 from runs_service.extensions import db
 from runs_service.models import Run, RunStatus, RunSummary
 from runs_service.models.types import utc_now
+from runs_service.services import rollups
 
 
 def get_run(run_id: int, *, for_update: bool = False) -> Run:
@@ -80,6 +81,8 @@ def create_or_find_run(fields: dict[str, Any]) -> tuple[Run, bool]:
         run.end_time = max(utc_now(), run.start_time)
     db.session.add(run)
     try:
+        db.session.flush()
+        rollups.move_contribution(None, rollups.run_contribution(run, None))
         db.session.commit()
     except IntegrityError:
         # Another request created the same external_id between our read and our insert.
@@ -115,9 +118,13 @@ def update_run(run_id: int, changes: dict[str, Any]) -> Run:
         _refuse_taken_external_id(external_id)
     if "tags" in changes:
         run.set_tags(changes.pop("tags"))
-    for name, value in changes.items():
-        setattr(run, name, value)
     try:
+        if {"status", "end_time"} & changes.keys():
+            rollups.track_run_change(
+                run, rollups.stored_bests(run.id), lambda: _set_fields(run, changes)
+            )
+        else:
+            _set_fields(run, changes)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -125,6 +132,11 @@ def update_run(run_id: int, changes: dict[str, Any]) -> Run:
             _refuse_taken_external_id(external_id)
         raise
     return run
+
+
+def _set_fields(run: Run, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(run, name, value)
 
 
 def _refuse_taken_external_id(external_id: str) -> None:
@@ -139,5 +151,7 @@ def _refuse_taken_external_id(external_id: str) -> None:
 def delete_run(run_id: int) -> None:
     """Delete a run; the database cascades to its metrics, evaluations and clients."""
     get_run(run_id, for_update=True)
+    leaving = rollups.stored_contribution(run_id)
     db.session.execute(delete(Run).where(Run.id == run_id))
+    rollups.move_contribution(leaving, None)
     db.session.commit()

@@ -20,6 +20,7 @@ from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, RunSummary, TrainingMode
 from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.models.types import utc_now
+from runs_service.services import rollups
 from runs_service.services.definitions import CentralizedView, FederatedView
 from runs_service.services.metric_summaries import SeriesKey
 from runs_service.services.results import load_history_view
@@ -57,12 +58,15 @@ def _counts(run_id: int) -> tuple[ScalarSelect[int], ScalarSelect[int]]:
     )
 
 
-def refresh_run_summary(run: Run, *, history_changed: bool = True) -> None:
+def refresh_run_summary(
+    run: Run, *, history_changed: bool = True, track_rollups: bool = True
+) -> None:
     """Recompute a run's summary inside the caller's transaction (the caller commits).
 
     history_changed=False recomputes the counts only, in one statement, for writes that
     cannot touch the run's history (client-local metrics of a federated run, whose
-    history is its server evaluations).
+    history is its server evaluations). track_rollups=False leaves the analytics
+    roll-ups to the caller (which rebuilds them after refreshing every run).
     """
     if not history_changed:
         metrics_count, clients = _counts(run.id)
@@ -77,15 +81,24 @@ def refresh_run_summary(run: Run, *, history_changed: bool = True) -> None:
     metrics_count, clients = db.session.execute(select(*_counts(run.id))).one()
     values = summary_values(load_history_view(run), metrics_count, clients)
     values["updated_at"] = utc_now()
+    old_bests = rollups.stored_bests(run.id) if track_rollups else None
     insert = dialect_insert(db.session, RunSummary.__table__).values(run_id=run.id, **values)
     db.session.execute(insert.on_conflict_do_update(index_elements=["run_id"], set_=values))
+    if track_rollups:
+        rollups.move_contribution(
+            rollups.run_contribution(run, old_bests), rollups.run_contribution(run, values)
+        )
 
 
 def refresh_all_summaries() -> int:
-    """Recompute every run's summary (after a restore or a definition change)."""
+    """Recompute every run's summary (after a restore or a definition change).
+
+    The analytics roll-ups follow from the summaries: rebuild them afterwards
+    (services.rollups.rebuild_rollups).
+    """
     runs = db.session.scalars(select(Run).order_by(Run.id)).all()
     for run in runs:
-        refresh_run_summary(run)
+        refresh_run_summary(run, track_rollups=False)
     db.session.commit()
     return len(runs)
 
@@ -180,10 +193,18 @@ def _update_summary(run: Run, values: dict[str, Any]) -> None:
     metrics_count and registered_clients in `values` are increments.
     """
     values = {**values, "updated_at": utc_now()}
+    bests_change = any(column in values for column in rollups.BEST_COLUMNS)
+    old_bests = rollups.stored_bests(run.id) if bests_change else None
     statement = _update_statement(tuple(sorted(values)))
     result = db.session.connection().execute(statement, {**values, "summary_run_id": run.id})
     if result.rowcount != 1:
         refresh_run_summary(run)
+    elif bests_change:
+        # The analytics roll-ups follow the run's bests (same transaction).
+        new_bests = {**old_bests, **{c: values[c] for c in rollups.BEST_COLUMNS if c in values}}
+        rollups.move_contribution(
+            rollups.run_contribution(run, old_bests), rollups.run_contribution(run, new_bests)
+        )
 
 
 def series_to_read(run: Run) -> list[SeriesKey]:

@@ -354,7 +354,7 @@ def test_statement_count_does_not_grow_with_runs(app, client, count_statements):
     for query, few in zip(QUERIES, counts, strict=True):
         with count_statements() as counter:
             body = summary(client, **query)
-        assert counter.count == few == 3, counter.statements
+        assert counter.count == few <= 3, counter.statements
     assert body["total_runs"] == 200 and len(body["top_runs"]) == 100
 
 

@@ -188,6 +188,8 @@ def test_delete_removes_the_run_and_everything_it_owns(
         # val_loss, client_0's train_loss and server_loss of each run.
         "metric_summaries": 6,
         "run_tags": 0,
+        # Two runs in progress, of the same mode and day, in two roll-up shards.
+        "analytics_rollups": 2,
     }
 
     response = client.delete(f"/api/runs/{run['id']}", headers=admin_auth)
@@ -202,6 +204,7 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "run_summaries": 1,
         "metric_summaries": 3,
         "run_tags": 0,
+        "analytics_rollups": 1,
     }
 
 

@@ -1,0 +1,466 @@
+"""Keeping the analytics roll-ups (models.AnalyticsRollup) in step with the runs.
+
+A run contributes to one roll-up group, (training mode, status, UTC start day, shard): one
+run, each best score it has, and its duration when it has an end. Every write that
+changes one of those moves the run's contribution: the old one out, the new one in, as
+INSERT … ON CONFLICT increments in the writer's transaction. Sums are exact integers
+(scores in units of 1e-12, durations in microseconds), so the stored rows depend only on
+the runs, never on the order of the writes, and a rebuild from the runs finds them equal.
+The group's max_accuracy cannot be decremented: when the run holding it leaves the group
+or drops below it, the group's maximum is read again from that group's runs (one day's).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, Update, bindparam, case, func, select, text
+
+from runs_service.catalogue import SCORE_KEYS
+from runs_service.extensions import db
+from runs_service.models import AnalyticsRollup, Run, RunStatus, RunSummary, TrainingMode
+from runs_service.models.rollup import IN_PROGRESS_SHARDS, SCORE_SCALE
+from runs_service.services import run_stats
+from runs_service.services.upsert import dialect_insert
+
+GroupKey = tuple[TrainingMode, RunStatus, date, int]
+KEY_COLUMNS = ("training_mode", "status", "start_day", "shard")
+# Columns that add up (everything but the key and max_accuracy).
+SUM_COLUMNS = (
+    "runs",
+    *(f"{score}_{part}" for score in SCORE_KEYS for part in ("count", "sum")),
+    "duration_count",
+    "duration_sum",
+)
+BEST_COLUMNS = tuple(f"best_{score}" for score in SCORE_KEYS)
+
+
+def scaled_score(value: float) -> int:
+    """A score as an integer number of 1e-12 units (how roll-ups sum them exactly)."""
+    return round(value * SCORE_SCALE)
+
+
+def duration_microseconds(start: datetime | None, end: datetime | None) -> int | None:
+    """end - start in whole microseconds, None when either is missing."""
+    if start is None or end is None:
+        return None
+    return (end - start) // timedelta(microseconds=1)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def group_key(run_id: int, mode: TrainingMode, status: RunStatus, start: datetime) -> GroupKey:
+    """The roll-up group of a run: its mode, status, UTC start day and shard."""
+    shard = run_id % IN_PROGRESS_SHARDS if status is RunStatus.IN_PROGRESS else 0
+    return (TrainingMode(mode), RunStatus(status), _utc(start).date(), shard)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one run adds to its roll-up group."""
+
+    key: GroupKey
+    bests: tuple[float | None, ...]  # per SCORE_KEYS
+    duration: int | None  # microseconds
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.bests[SCORE_KEYS.index("accuracy")]
+
+    def sums(self, sign: int) -> dict[str, int]:
+        """The increments of the group's sum columns that add (+1) or remove (-1) this run."""
+        values = {"runs": sign}
+        for score, best in zip(SCORE_KEYS, self.bests, strict=True):
+            present = best is not None
+            values[f"{score}_count"] = sign * present
+            values[f"{score}_sum"] = sign * scaled_score(best) if present else 0
+        values["duration_count"] = sign * (self.duration is not None)
+        values["duration_sum"] = sign * (self.duration or 0)
+        return values
+
+
+def contribution(
+    run_id: int,
+    mode: TrainingMode,
+    status: RunStatus,
+    start: datetime,
+    end: datetime | None,
+    bests: Mapping[str, float | None] | None,
+) -> Contribution:
+    """A run's contribution from its facts; bests maps best_* columns (None: no summary)."""
+    bests = bests or {}
+    return Contribution(
+        key=group_key(run_id, mode, status, start),
+        bests=tuple(bests.get(column) for column in BEST_COLUMNS),
+        duration=duration_microseconds(start, end),
+    )
+
+
+def run_contribution(run: Run, bests: Mapping[str, float | None] | None) -> Contribution:
+    return contribution(run.id, run.training_mode, run.status, run.start_time, run.end_time, bests)
+
+
+def stored_bests(run_id: int) -> dict[str, float | None] | None:
+    """The run's stored best values (best_* columns), or None when it has no summary."""
+    row = db.session.execute(
+        select(*(getattr(RunSummary, column) for column in BEST_COLUMNS)).where(
+            RunSummary.run_id == run_id
+        )
+    ).one_or_none()
+    return None if row is None else dict(zip(BEST_COLUMNS, row, strict=True))
+
+
+def stored_contribution(run_id: int) -> Contribution | None:
+    """The contribution of the run as the database holds it now (None: no such run)."""
+    row = db.session.execute(
+        select(
+            Run.id,
+            Run.training_mode,
+            Run.status,
+            Run.start_time,
+            Run.end_time,
+            *(getattr(RunSummary, column) for column in BEST_COLUMNS),
+        )
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .where(Run.id == run_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+
+
+# --- Writing: one run's contribution moves ---
+
+
+@functools.cache
+def _increment_statement(dialect: str) -> Any:
+    table = AnalyticsRollup.__table__
+    columns = (*KEY_COLUMNS, *SUM_COLUMNS, "max_accuracy")
+    insert = dialect_insert(db.session, table).values(
+        {column: bindparam(column, type_=table.c[column].type) for column in columns}
+    )
+    stored, offered = table.c.max_accuracy, insert.excluded.max_accuracy
+    upsert = insert.on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS),
+        set_={
+            **{column: table.c[column] + insert.excluded[column] for column in SUM_COLUMNS},
+            "max_accuracy": case(
+                (offered.is_(None), stored),
+                ((stored.is_(None)) | (offered > stored), offered),
+                else_=stored,
+            ),
+        },
+    )
+    return upsert.returning(table.c.runs)
+
+
+@functools.cache
+def _delete_empty_statement() -> Any:
+    table = AnalyticsRollup.__table__
+    return table.delete().where(
+        *(table.c[column] == bindparam(column) for column in KEY_COLUMNS), table.c.runs == 0
+    )
+
+
+def _group_runs(sharded: bool) -> list[Any]:
+    """Conditions selecting the runs of the group named by the key bind parameters."""
+    conditions = [
+        Run.training_mode == bindparam("key_training_mode"),
+        Run.status == bindparam("key_status"),
+        Run.start_time >= bindparam("day_start"),
+        Run.start_time < bindparam("day_end"),
+    ]
+    if sharded:
+        conditions.append(Run.id % IN_PROGRESS_SHARDS == bindparam("key_shard"))
+    return conditions
+
+
+@functools.cache
+def _recompute_max_statement(sharded: bool) -> Update:
+    """Set a group's max_accuracy from its runs, if it was at most `held` (the leaver's)."""
+    table = AnalyticsRollup.__table__
+    highest = (
+        select(func.max(RunSummary.best_accuracy))
+        .select_from(Run)
+        .join(RunSummary, RunSummary.run_id == Run.id)
+        .where(*_group_runs(sharded))
+        .scalar_subquery()
+    )
+    return (
+        table.update()
+        .where(
+            *(table.c[column] == bindparam(f"key_{column}") for column in KEY_COLUMNS),
+            table.c.max_accuracy <= bindparam("held"),
+        )
+        .values(max_accuracy=highest)
+    )
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, UTC)
+    return start, start + timedelta(days=1)
+
+
+def move_contribution(old: Contribution | None, new: Contribution | None) -> None:
+    """Take a run's old contribution out of the roll-ups and put its new one in.
+
+    Call it after the run's new state is written (flushed) in the same transaction: a
+    group whose maximum leaves is recomputed from the runs as they are now.
+    """
+    if old == new:
+        return
+    increments: dict[GroupKey, dict[str, int]] = {}
+    for part, sign in ((old, -1), (new, 1)):
+        if part is None:
+            continue
+        sums = increments.setdefault(part.key, dict.fromkeys(SUM_COLUMNS, 0))
+        for column, amount in part.sums(sign).items():
+            sums[column] += amount
+    statement = _increment_statement(db.session.get_bind().dialect.name)
+    emptied: set[GroupKey] = set()
+    # Keys in a fixed order: two writers moving runs between the same groups lock the
+    # rows in the same order (no deadlock on PostgreSQL).
+    for key in sorted(increments, key=_sortable):
+        offered = new.accuracy if new is not None and new.key == key else None
+        row = {**dict(zip(KEY_COLUMNS, key, strict=True)), **increments[key]}
+        runs = db.session.execute(statement, {**row, "max_accuracy": offered}).scalar_one()
+        if runs == 0:
+            # The group's last run left: no row, as a rebuild would leave none.
+            emptied.add(key)
+            db.session.execute(_delete_empty_statement(), dict(zip(KEY_COLUMNS, key, strict=True)))
+    held = old.accuracy if old is not None else None
+    if held is None or old.key in emptied:
+        return
+    stays = new is not None and new.key == old.key and (new.accuracy or -1.0) >= held
+    if stays:
+        return
+    mode, status, day, shard = old.key
+    day_start, day_end = _day_bounds(day)
+    sharded = status is RunStatus.IN_PROGRESS
+    db.session.execute(
+        _recompute_max_statement(sharded),
+        {
+            "key_training_mode": mode,
+            "key_status": status,
+            "key_start_day": day,
+            "key_shard": shard,
+            "day_start": day_start,
+            "day_end": day_end,
+            "held": held,
+        },
+    )
+
+
+def _sortable(key: GroupKey) -> tuple[str, str, date, int]:
+    mode, status, day, shard = key
+    return (mode.value, status.value, day, shard)
+
+
+def track_run_change(run: Run, bests: Mapping[str, float | None] | None, change) -> None:
+    """Apply `change()` (which writes the run's new state) and move its contribution.
+
+    bests are the run's best values, which `change` does not touch.
+    """
+    old = run_contribution(run, bests)
+    change()
+    db.session.flush()
+    move_contribution(old, run_contribution(run, bests))
+
+
+# --- Rebuilding from the runs (flask refresh-rollups) ---
+
+
+def _lock_for_rebuild() -> None:
+    """Keep writers out while the roll-ups are rebuilt (SQLite: BEGIN IMMEDIATE did)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("LOCK TABLE analytics_rollups IN EXCLUSIVE MODE"))
+
+
+def computed_rollups() -> dict[GroupKey, dict[str, Any]]:
+    """Every roll-up row as the runs and their summaries say it should be."""
+    rows = db.session.execute(
+        select(
+            Run.id,
+            Run.training_mode,
+            Run.status,
+            Run.start_time,
+            Run.end_time,
+            *(getattr(RunSummary, column) for column in BEST_COLUMNS),
+        )
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .execution_options(yield_per=5000)
+    )
+    groups: dict[GroupKey, dict[str, Any]] = {}
+    for row in rows:
+        part = contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+        group = groups.setdefault(part.key, {**dict.fromkeys(SUM_COLUMNS, 0), "max_accuracy": None})
+        for column, amount in part.sums(1).items():
+            group[column] += amount
+        if part.accuracy is not None and (
+            group["max_accuracy"] is None or part.accuracy > group["max_accuracy"]
+        ):
+            group["max_accuracy"] = part.accuracy
+    return groups
+
+
+def rebuild_rollups() -> int:
+    """Make the roll-ups exactly what the runs say, commit, and return how many rows changed.
+
+    Rows that are right are left alone, so running it on correct roll-ups writes nothing.
+    """
+    _lock_for_rebuild()
+    table = AnalyticsRollup.__table__
+    wanted = computed_rollups()
+    columns = (*SUM_COLUMNS, "max_accuracy")
+    stored = {
+        (TrainingMode(row[0]), RunStatus(row[1]), row[2], row[3]): dict(
+            zip(columns, row[4:], strict=True)
+        )
+        for row in db.session.execute(select(*(table.c[c] for c in (*KEY_COLUMNS, *columns))))
+    }
+    changed = 0
+    for key in sorted(wanted.keys() | stored.keys(), key=_sortable):
+        want, have = wanted.get(key), stored.get(key)
+        named = dict(zip(KEY_COLUMNS, key, strict=True))
+        where = [table.c[column] == value for column, value in named.items()]
+        if want is None:
+            db.session.execute(table.delete().where(*where))
+            changed += 1
+        elif have is None:
+            db.session.execute(table.insert().values(**named, **want))
+            changed += 1
+        elif {column: _plain(have[column]) for column in columns} != want:
+            db.session.execute(table.update().where(*where).values(**want))
+            changed += 1
+    db.session.commit()
+    return changed
+
+
+def _plain(value: Any) -> Any:
+    """A summed value as Python compares it (PostgreSQL sums come back as Decimal)."""
+    return value if value is None or isinstance(value, float) else int(value)
+
+
+# --- Reading: the analytics totals per (mode, status) ---
+
+
+@dataclass
+class Totals:
+    """Counts and sums of some runs: what the analytics averages are made of."""
+
+    runs: int = 0
+    score_counts: dict[str, int] | None = None
+    score_sums: dict[str, float] | None = None
+    duration_count: int = 0
+    duration_seconds: float = 0.0
+    max_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        self.score_counts = self.score_counts or dict.fromkeys(SCORE_KEYS, 0)
+        self.score_sums = self.score_sums or dict.fromkeys(SCORE_KEYS, 0.0)
+
+    def add(self, other: Totals) -> None:
+        self.runs += other.runs
+        for score in SCORE_KEYS:
+            self.score_counts[score] += other.score_counts[score]
+            self.score_sums[score] += other.score_sums[score]
+        self.duration_count += other.duration_count
+        self.duration_seconds += other.duration_seconds
+        if other.max_accuracy is not None and (
+            self.max_accuracy is None or other.max_accuracy > self.max_accuracy
+        ):
+            self.max_accuracy = other.max_accuracy
+
+
+@functools.cache
+def _rollup_totals_query(by_mode: bool, since_day: bool) -> Select:
+    table = AnalyticsRollup.__table__
+    query = select(
+        table.c.training_mode,
+        table.c.status,
+        *(func.sum(table.c[column]).label(column) for column in SUM_COLUMNS),
+        func.max(table.c.max_accuracy).label("max_accuracy"),
+    ).group_by(table.c.training_mode, table.c.status)
+    if by_mode:
+        query = query.where(table.c.training_mode == bindparam("training_mode"))
+    if since_day:
+        query = query.where(table.c.start_day > bindparam("after_day"))
+    return query
+
+
+@functools.cache
+def _scanned_totals_query(filters: frozenset[str]) -> Select:
+    """The same counts and sums read from the matching runs themselves."""
+    seconds = run_stats.duration_seconds(Run.start_time, Run.end_time)
+    return (
+        select(
+            Run.training_mode,
+            Run.status,
+            func.count().label("runs"),
+            *(
+                column
+                for score in SCORE_KEYS
+                for column in (
+                    func.count(getattr(RunSummary, f"best_{score}")).label(f"{score}_count"),
+                    func.sum(getattr(RunSummary, f"best_{score}")).label(f"{score}_sum"),
+                )
+            ),
+            func.count(seconds).label("duration_count"),
+            func.sum(seconds).label("duration_sum"),
+            func.max(RunSummary.best_accuracy).label("max_accuracy"),
+        )
+        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
+        .where(*run_stats.run_filters(filters))
+        .group_by(Run.training_mode, Run.status)
+    )
+
+
+def _totals(row: Any, score_unit: int, duration_unit: int) -> Totals:
+    """Totals of a row of sums; integer sums are divided exactly (correctly rounded)."""
+    return Totals(
+        runs=int(row.runs),
+        score_counts={score: int(getattr(row, f"{score}_count")) for score in SCORE_KEYS},
+        score_sums={
+            score: _plain(getattr(row, f"{score}_sum") or 0) / score_unit for score in SCORE_KEYS
+        },
+        duration_count=int(row.duration_count),
+        duration_seconds=_plain(row.duration_sum or 0) / duration_unit,
+        max_accuracy=row.max_accuracy,
+    )
+
+
+def totals_by_group(
+    training_mode: TrainingMode | None, started_after: datetime | None
+) -> dict[tuple[TrainingMode, RunStatus], Totals]:
+    """Totals per (mode, status) of the runs of that mode started at or after started_after.
+
+    Whole UTC days come from the roll-ups; the day started_after falls in is read from its
+    runs directly (the start_time index bounds that to one day's runs).
+    """
+    params: dict[str, Any] = {}
+    if training_mode is not None:
+        params["training_mode"] = training_mode
+    groups: dict[tuple[TrainingMode, RunStatus], Totals] = {}
+
+    def add(rows: Iterable[Any], score_unit: int, duration_unit: int) -> None:
+        for row in rows:
+            key = (TrainingMode(row.training_mode), RunStatus(row.status))
+            groups.setdefault(key, Totals()).add(_totals(row, score_unit, duration_unit))
+
+    since_day = started_after is not None
+    if started_after is not None:
+        boundary = _utc(started_after)
+        params["after_day"] = boundary.date()
+        day_end = _day_bounds(boundary.date())[1]
+        edge = {**params, "started_after": boundary, "started_before": day_end}
+        rows = db.session.execute(_scanned_totals_query(run_stats.filter_names(edge)), edge)
+        add(rows, 1, 1)
+    query = _rollup_totals_query(training_mode is not None, since_day)
+    add(db.session.execute(query, params), SCORE_SCALE, 10**6)
+    return groups
