@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from runs_service.catalogue import display_name
+
 MISSING = "—"
 PLACES = 4
 
@@ -53,8 +55,10 @@ def plain(value: Any) -> str:
 
 
 def label(name: str) -> str:
-    """A metric or field name for people: 'val_auroc' -> 'val auroc'."""
-    return name.replace("_", " ")
+    """A name for people: a metric's display name from the catalogue ('val_auroc' ->
+    'Validation AUROC'), any other key in words ('in_progress' -> 'in progress')."""
+    shown = display_name(name)
+    return shown if shown != name else name.replace("_", " ")
 
 
 FILTERS = {

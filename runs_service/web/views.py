@@ -28,7 +28,7 @@ from runs_service.services import analytics as analytics_service
 from runs_service.services import listing
 from runs_service.services import overview as overview_service
 from runs_service.services import results as results_service
-from runs_service.web.formatting import FILTERS, best_index
+from runs_service.web.formatting import FILTERS, best_index, label
 
 bp = Blueprint(
     "web",
@@ -61,14 +61,8 @@ COMPARED_METRICS = (
     ("final_metrics", "recall", "Final recall", True),
     ("final_metrics", "loss", "Final loss", False),
 )
-SORT_LABELS = {
-    "start_time": "start time",
-    "end_time": "end time",
-    "id": "run id",
-    "training_mode": "mode",
-    "best_val_accuracy": "best val accuracy",
-    "best_val_recall": "best val recall",
-}
+# Sort keys whose words alone would not say what they sort by.
+SORT_LABELS = {"id": "run id", "training_mode": "mode"}
 
 
 def open_page(view: Callable) -> Callable:
@@ -152,9 +146,7 @@ def list_form_context() -> dict[str, Any]:
     """What the filter form offers: the list query's own parameters and sort keys."""
     return {
         "list_fields": set(RunListQuerySchema().fields),
-        "sort_choices": [
-            (key, SORT_LABELS.get(key, key.replace("_", " "))) for key in LIST_SORT_KEYS
-        ],
+        "sort_choices": [(key, SORT_LABELS.get(key) or label(key)) for key in LIST_SORT_KEYS],
     }
 
 

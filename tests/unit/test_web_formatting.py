@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from runs_service.web.formatting import best_index, interval, minutes, number, plain, timestamp
+from runs_service.web.formatting import (
+    best_index,
+    interval,
+    label,
+    minutes,
+    number,
+    plain,
+    timestamp,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +68,17 @@ def test_plain_config_values():
 )
 def test_best_index(values, higher, best):
     assert best_index(values, higher) == best
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("val_auroc", "Validation AUROC"),
+        ("server_recall", "Server recall"),
+        ("in_progress", "in progress"),
+        ("best_val_accuracy", "best val accuracy"),
+        ("my_metric", "my metric"),
+    ],
+)
+def test_labels_take_metric_names_from_the_catalogue(name, shown):
+    assert label(name) == shown
