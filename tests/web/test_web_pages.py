@@ -164,3 +164,27 @@ def test_long_federated_run_page_shows_round_zero_and_the_latest_rounds(client, 
     assert shown == [0, *range(rounds - SERVER_ROUNDS_SHOWN + 1, rounds + 1)]
     assert f"latest {SERVER_ROUNDS_SHOWN} of {rounds} training rounds" in html
     assert f"/api/runs/{run['id']}/server-evaluation" in html
+
+
+def test_run_and_compare_pages_cost_the_same_statements_for_any_run_length(
+    client, auth, create_run, count_statements
+):
+    short, long = create_run("centralized"), create_run("centralized")
+    for run, epochs in ((short, 3), (long, 300)):
+        batch = [
+            point
+            for step in range(epochs)
+            for point in points(step, val_acc=0.5 + step / 1000, val_loss=1 - step / 1000)
+        ]
+        log_metrics(client, auth, run["id"], batch)
+    counts = []
+    for path in (
+        f"/runs/{short['id']}",
+        f"/runs/{long['id']}",
+        f"/compare?run_ids={short['id']}",
+        f"/compare?run_ids={short['id']},{long['id']}",
+    ):
+        with count_statements() as counter:
+            assert client.get(path).status_code == 200
+        counts.append(counter.count)
+    assert counts[0] == counts[1] and counts[2] == counts[3], counts
