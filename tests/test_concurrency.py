@@ -169,6 +169,42 @@ def test_simultaneous_batches_creates_and_registrations_lose_nothing(app, create
     assert by_id[federated]["federated_info"]["num_clients"] == len(expected_clients)
 
 
+def test_concurrent_writers_moving_runs_between_rollup_groups_keep_them_exact(app, create_run):
+    """8 writers on runs of one mode and day: metric batches that raise and lower bests,
+    status changes back and forth, creates and deletes; no error, no deadlock, and the
+    roll-ups equal a rebuild from the runs afterwards."""
+    from runs_service.services.rollups import rebuild_rollups
+    from tests.helpers import ADMIN_AUTH
+
+    runs = [create_run("centralized")["id"] for _ in range(16)]
+
+    def writer(number: int) -> list:
+        client = app.test_client()
+        answers = []
+        for step in range(12):
+            run_id = runs[(number * 5 + step) % len(runs)]
+            value = ((number * 7 + step * 3) % 10) / 10
+            points = [{"metric_name": "val_acc", "metric_value": value, "step": step % 3}]
+            response = client.post(
+                f"/api/runs/{run_id}/metrics", json={"metrics": points}, headers=AUTH
+            )
+            answers.append((response.status_code, response.get_json()))
+            status = ("completed", "in_progress", "failed")[(number + step) % 3]
+            response = client.patch(f"/api/runs/{run_id}", json={"status": status}, headers=AUTH)
+            answers.append((response.status_code, response.get_json()))
+        created = client.post("/api/runs", json={"training_mode": "centralized"}, headers=AUTH)
+        answers.append((created.status_code, None))
+        response = client.delete(f"/api/runs/{created.get_json()['id']}", headers=ADMIN_AUTH)
+        answers.append((response.status_code, None))
+        return answers
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = [answer for result in pool.map(writer, range(8)) for answer in result]
+    assert {status for status, _ in answers} <= {200, 201, 204}, answers
+    with app.app_context():
+        assert rebuild_rollups() == 0
+
+
 def test_identical_batches_sent_at_once_store_each_point_once(app, create_run):
     run_id = create_run("centralized")["id"]
     batch = {"metrics": metric_batch(0)}

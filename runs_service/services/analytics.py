@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, and_, bindparam, case, func, select
@@ -32,6 +33,7 @@ from runs_service.services.definitions import (
     success_rate,
 )
 
+FOUR_PLACES = Decimal("0.0001")
 STATUS_CHOICES = (*(status.value for status in RunStatus), ALL_STATUSES)
 # (ModeMetrics key, score whose stored best it averages); the comparison drops "avg_".
 _AVERAGED_SCORES = tuple((f"avg_{score}", score) for score in SCORE_KEYS)
@@ -248,23 +250,20 @@ def _top_runs(
     ]
 
 
+def _rounded(mean: Decimal | None) -> float | None:
+    """An exact mean to 4 places, ties to even (the roll-ups' sums are exact)."""
+    return None if mean is None else float(mean.quantize(FOUR_PLACES, rounding=ROUND_HALF_EVEN))
+
+
 def _mode_metrics_of(totals: rollups.Totals) -> dict[str, Any]:
-    """ModeMetrics from the counts and sums of a mode's runs (as _mode_metrics reads them)."""
+    """ModeMetrics from the counts and exact sums of a mode's runs."""
     if not totals.runs:
         return _empty_mode_metrics()
-
-    def mean(total: float, count: int) -> float | None:
-        return total / count if count else None
-
-    seconds = mean(totals.duration_seconds, totals.duration_count)
     return {
         "count": totals.runs,
-        **{
-            key: round4(mean(totals.score_sums[score], totals.score_counts[score]))
-            for key, score in _AVERAGED_SCORES
-        },
+        **{key: _rounded(totals.mean_score(score)) for key, score in _AVERAGED_SCORES},
         "max_accuracy": totals.max_accuracy,
-        "avg_duration_minutes": None if seconds is None else round4(seconds / 60),
+        "avg_duration_minutes": _rounded(totals.mean_duration_minutes()),
     }
 
 
@@ -277,7 +276,7 @@ def _from_rollups(
     for (mode, state), totals in rollups.totals_by_group(training_mode, started_after).items():
         counts[state.value] += totals.runs
         if status == ALL_STATUSES or state.value == status:
-            per_mode[mode].add(totals)
+            per_mode[mode].add(totals.sums, totals.max_accuracy)
     return counts, {mode: _mode_metrics_of(totals) for mode, totals in per_mode.items()}
 
 

@@ -13,9 +13,10 @@ or drops below it, the group's maximum is read again from that group's runs (one
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import Select, Update, bindparam, case, func, select, text
@@ -352,30 +353,37 @@ def _plain(value: Any) -> Any:
 
 @dataclass
 class Totals:
-    """Counts and sums of some runs: what the analytics averages are made of."""
+    """Counts and exact sums of some runs (the roll-up columns): what averages are made of."""
 
-    runs: int = 0
-    score_counts: dict[str, int] | None = None
-    score_sums: dict[str, float] | None = None
-    duration_count: int = 0
-    duration_seconds: float = 0.0
+    sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUM_COLUMNS, 0))
     max_accuracy: float | None = None
 
-    def __post_init__(self) -> None:
-        self.score_counts = self.score_counts or dict.fromkeys(SCORE_KEYS, 0)
-        self.score_sums = self.score_sums or dict.fromkeys(SCORE_KEYS, 0.0)
+    @property
+    def runs(self) -> int:
+        return self.sums["runs"]
 
-    def add(self, other: Totals) -> None:
-        self.runs += other.runs
-        for score in SCORE_KEYS:
-            self.score_counts[score] += other.score_counts[score]
-            self.score_sums[score] += other.score_sums[score]
-        self.duration_count += other.duration_count
-        self.duration_seconds += other.duration_seconds
-        if other.max_accuracy is not None and (
-            self.max_accuracy is None or other.max_accuracy > self.max_accuracy
+    def add(self, sums: Mapping[str, int], max_accuracy: float | None) -> None:
+        for column in SUM_COLUMNS:
+            self.sums[column] += sums[column]
+        if max_accuracy is not None and (
+            self.max_accuracy is None or max_accuracy > self.max_accuracy
         ):
-            self.max_accuracy = other.max_accuracy
+            self.max_accuracy = max_accuracy
+
+    def mean_score(self, score: str) -> Decimal | None:
+        """The exact mean of the score's best values (as summed, in 1e-12 units)."""
+        return _mean(self.sums[f"{score}_sum"], self.sums[f"{score}_count"] * SCORE_SCALE)
+
+    def mean_duration_minutes(self) -> Decimal | None:
+        return _mean(self.sums["duration_sum"], self.sums["duration_count"] * 60 * 10**6)
+
+
+def _mean(total: int, divisor: int) -> Decimal | None:
+    if divisor == 0:
+        return None
+    with localcontext() as context:
+        context.prec = 50
+        return Decimal(total) / Decimal(divisor)
 
 
 @functools.cache
@@ -395,43 +403,19 @@ def _rollup_totals_query(by_mode: bool, since_day: bool) -> Select:
 
 
 @functools.cache
-def _scanned_totals_query(filters: frozenset[str]) -> Select:
-    """The same counts and sums read from the matching runs themselves."""
-    seconds = run_stats.duration_seconds(Run.start_time, Run.end_time)
+def _runs_query(filters: frozenset[str]) -> Select:
+    """The matching runs' facts that make their contributions."""
     return (
         select(
+            Run.id,
             Run.training_mode,
             Run.status,
-            func.count().label("runs"),
-            *(
-                column
-                for score in SCORE_KEYS
-                for column in (
-                    func.count(getattr(RunSummary, f"best_{score}")).label(f"{score}_count"),
-                    func.sum(getattr(RunSummary, f"best_{score}")).label(f"{score}_sum"),
-                )
-            ),
-            func.count(seconds).label("duration_count"),
-            func.sum(seconds).label("duration_sum"),
-            func.max(RunSummary.best_accuracy).label("max_accuracy"),
+            Run.start_time,
+            Run.end_time,
+            *(getattr(RunSummary, column) for column in BEST_COLUMNS),
         )
         .outerjoin(RunSummary, RunSummary.run_id == Run.id)
         .where(*run_stats.run_filters(filters))
-        .group_by(Run.training_mode, Run.status)
-    )
-
-
-def _totals(row: Any, score_unit: int, duration_unit: int) -> Totals:
-    """Totals of a row of sums; integer sums are divided exactly (correctly rounded)."""
-    return Totals(
-        runs=int(row.runs),
-        score_counts={score: int(getattr(row, f"{score}_count")) for score in SCORE_KEYS},
-        score_sums={
-            score: _plain(getattr(row, f"{score}_sum") or 0) / score_unit for score in SCORE_KEYS
-        },
-        duration_count=int(row.duration_count),
-        duration_seconds=_plain(row.duration_sum or 0) / duration_unit,
-        max_accuracy=row.max_accuracy,
     )
 
 
@@ -440,27 +424,28 @@ def totals_by_group(
 ) -> dict[tuple[TrainingMode, RunStatus], Totals]:
     """Totals per (mode, status) of the runs of that mode started at or after started_after.
 
-    Whole UTC days come from the roll-ups; the day started_after falls in is read from its
-    runs directly (the start_time index bounds that to one day's runs).
+    Whole UTC days come from the roll-ups; the runs of the day started_after falls in are
+    read themselves (the start_time index bounds that to one day's runs) and added up with
+    the same arithmetic, so the sums stay exact.
     """
     params: dict[str, Any] = {}
     if training_mode is not None:
         params["training_mode"] = training_mode
     groups: dict[tuple[TrainingMode, RunStatus], Totals] = {}
 
-    def add(rows: Iterable[Any], score_unit: int, duration_unit: int) -> None:
-        for row in rows:
-            key = (TrainingMode(row.training_mode), RunStatus(row.status))
-            groups.setdefault(key, Totals()).add(_totals(row, score_unit, duration_unit))
+    def group(mode: str, status: str) -> Totals:
+        return groups.setdefault((TrainingMode(mode), RunStatus(status)), Totals())
 
-    since_day = started_after is not None
     if started_after is not None:
         boundary = _utc(started_after)
         params["after_day"] = boundary.date()
         day_end = _day_bounds(boundary.date())[1]
         edge = {**params, "started_after": boundary, "started_before": day_end}
-        rows = db.session.execute(_scanned_totals_query(run_stats.filter_names(edge)), edge)
-        add(rows, 1, 1)
-    query = _rollup_totals_query(training_mode is not None, since_day)
-    add(db.session.execute(query, params), SCORE_SCALE, 10**6)
+        for row in db.session.execute(_runs_query(run_stats.filter_names(edge)), edge):
+            part = contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+            group(row.training_mode, row.status).add(part.sums(1), part.accuracy)
+    query = _rollup_totals_query(training_mode is not None, started_after is not None)
+    for row in db.session.execute(query, params):
+        sums = {column: _plain(getattr(row, column)) for column in SUM_COLUMNS}
+        group(row.training_mode, row.status).add(sums, row.max_accuracy)
     return groups
