@@ -168,15 +168,16 @@ def _import_directory(directory: str, max_bytes: int, dry_run: bool) -> None:
 def refresh_summaries_command() -> None:
     """Recompute every run's stored summaries from its data (after a restore, say).
 
-    Series summaries are compared with a recomputation and only the wrong ones rewritten.
+    Series summaries and their blocks are compared with a recomputation and only the
+    wrong ones rewritten.
     """
     _require_schema()
-    _, rewritten = refresh_all_metric_summaries()
+    _, rewritten, blocks = refresh_all_metric_summaries()
     count = refresh_all_summaries()
     rollup_rows = rebuild_rollups()
     click.echo(
         f"Refreshed the summaries of {count} runs; {rewritten} series summaries rewritten; "
-        f"{rollup_rows} analytics roll-up rows rewritten."
+        f"{blocks} series blocks rewritten; {rollup_rows} analytics roll-up rows rewritten."
     )
 
 

@@ -14,8 +14,13 @@ from sqlalchemy import inspect, text
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation
 from runs_service.models.types import include_object_for, utc_now
+from runs_service.services.metric_blocks import computed_blocks, stored_blocks
 from runs_service.services.metric_summaries import _stored as stored_summaries
-from runs_service.services.metric_summaries import computed_summaries, same_summary
+from runs_service.services.metric_summaries import (
+    computed_summaries,
+    run_series_points,
+    same_summary,
+)
 from tests.helpers import create_postgres_database, make_app
 
 
@@ -194,6 +199,71 @@ def test_analytics_rollups_revision_fills_them_from_existing_runs(
             upgrade()
             assert sum(group["runs"] for group in computed_rollups().values()) == 41
             assert rebuild_rollups() == 0
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+
+def test_metric_blocks_revision_fills_them_from_existing_points(
+    database_url, tmp_path, is_postgres
+):
+    """Points written before 0008, then the upgrade: every block as a recomputation has it."""
+    if is_postgres:
+        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
+    else:
+        url, drop = "sqlite:///" + str(tmp_path / "before_blocks.db"), (lambda: None)
+    app = make_app(url, tmp_path)
+    rng = random.Random(8)
+    try:
+        with app.app_context():
+            upgrade(revision="0006")
+            runs = [
+                {"id": 1, "training_mode": "centralized", "status": "completed"},
+                {"id": 2, "training_mode": "federated", "status": "completed"},
+            ]
+            for run in runs:
+                run["start_time"] = utc_now()
+            db.session.execute(Run.__table__.insert(), runs)
+            db.session.execute(
+                Client.__table__.insert(),
+                [{"id": 7, "run_id": 2, "client_identifier": "a", "created_at": utc_now()}],
+            )
+            points = {}
+            for _ in range(400):
+                run_id = rng.choice([1, 2])
+                client = 7 if run_id == 2 and rng.random() < 0.3 else None
+                round_number = rng.choice([None, 1, 2]) if run_id == 2 else None
+                name = rng.choice(["val_loss", "server_auc", "x"])
+                key = (run_id, name, rng.randint(0, 300), client, round_number)
+                points[key] = rng.choice([0.0, 0.1, 0.5, 0.5, 0.9, -2.0])
+            db.session.execute(
+                RunMetric.__table__.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "metric_name": name,
+                        "step": step,
+                        "client_id": client,
+                        "round_number": round_number,
+                        "metric_value": value,
+                        "dataset_type": "other",
+                    }
+                    for (run_id, name, step, client, round_number), value in points.items()
+                ],
+            )
+            db.session.commit()
+            upgrade()
+            for run in runs:
+                expected = computed_blocks(run_series_points(run["id"])[0])
+                assert len(expected) > 5
+                stored = stored_blocks(run["id"])
+                assert set(stored) == set(expected)
+                for key, block in expected.items():
+                    assert same_summary(stored[key], block), (key, stored[key], block)
+            # The federated run's run-level server_auc points are no metric series.
+            assert ("server_auc", 0) not in {key[:2] for key in stored_blocks(2)}
+            db.session.remove()
             db.engine.dispose()
     finally:
         drop()

@@ -14,13 +14,14 @@ index range scans of that bucket, so a million-point series never leaves the dat
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, text
+from sqlalchemy import Float, Integer, TextClause, text
 
 from runs_service.catalogue import (
     MAX_STEP,
@@ -30,11 +31,13 @@ from runs_service.catalogue import (
 from runs_service.errors import NotFound
 from runs_service.extensions import db
 from runs_service.models import Client, MetricSummary, Run, RunMetric, TrainingMode
+from runs_service.models.metric_block import BLOCK_STEPS, block_of
 from runs_service.models.types import UTCDateTime
 from runs_service.services.metric_summaries import read_metric_summaries
 from runs_service.services.runs import get_run
 
 _SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
+
 
 # M4 keeps at most four points per bucket (first, last, lowest, highest).
 POINTS_PER_BUCKET = 4
@@ -217,9 +220,28 @@ class Points:
         self.values.append(value)
         self.timestamps.append(None if timestamp is None else timestamp.isoformat())
 
+    @classmethod
+    def of_rows(cls, rows: Sequence[tuple[int, float, datetime | None]]) -> Points:
+        """Points of (step, value, measured_at) rows, column by column (long answers)."""
+        return cls(
+            [row[0] for row in rows],
+            [row[1] for row in rows],
+            [None if row[2] is None else row[2].isoformat() for row in rows],
+        )
+
 
 # Result types of the hand-written statements (timestamps read as UTC on both databases).
 _POINT_COLUMNS = {"step": Integer(), "value": Float(), "measured_at": UTCDateTime()}
+
+
+@functools.lru_cache(maxsize=64)
+def _point_statement(sql: str) -> TextClause:
+    """A statement answering (step, value, measured_at) rows, parsed once per text.
+
+    The texts come from a handful of shapes (one per kind of source and dialect); the
+    series they read are bound parameters.
+    """
+    return text(sql).columns(**_POINT_COLUMNS)
 
 
 def raw_points(sources: Sequence[Source], lo: int, hi: int) -> list[Points]:
@@ -287,11 +309,96 @@ ORDER BY {order}"""
 def downsampled_points(source: Source, lo: int, hi: int, buckets: int) -> Points:
     """M4 of one series over `buckets` equal-width buckets of steps lo..hi."""
     params = {**source.params, "lo": lo, "span": hi - lo + 1, "nb": buckets}
-    points = Points()
-    statement = text(_m4_statement(source)).columns(**_POINT_COLUMNS)
-    for row in db.session.execute(statement, params):
-        points.add(row.step, row.value, row.measured_at)
-    return points
+    return Points.of_rows(db.session.execute(_point_statement(_m4_statement(source)), params).all())
+
+
+# A bucket at least this wide is read from blocks: most of it is blocks held whole.
+_MIN_BLOCKED_BUCKET = 2 * BLOCK_STEPS
+
+
+def _blocked_m4_statement(dialect: str) -> str:
+    """M4 of one metric series read from its blocks (models.metric_block).
+
+    A block whose points all lie in one bucket (and in lo..hi) stands for them; the points
+    of every other block in range are read, each its own unit (CROSS JOIN: SQLite then
+    loops over the cut blocks, one index range each). Per bucket: the lowest first step,
+    the highest last step, the lowest and highest value and the earliest step holding
+    each; a window marks each bucket's extremes, so no unit is sorted by value. The point
+    each pick means (its round: the earliest, or the latest for the last) is then found
+    at its step through the point index, and the kept points read back by primary key.
+    """
+    greatest, least = ("GREATEST", "LEAST") if dialect == "postgresql" else ("max", "min")
+    bucket = "(CAST({step} - :lo AS BIGINT) * :nb / :span)"
+    series = "run_id = :run_id AND metric_name = :name AND client_key = :client_key"
+    return f"""
+WITH blocks AS MATERIALIZED (
+    SELECT first_step, last_step, min_step, min_value, max_step, max_value,
+        {bucket.format(step="first_step")} AS bucket,
+        CASE WHEN first_step >= :lo AND last_step <= :hi
+            AND {bucket.format(step="first_step")} = {bucket.format(step="last_step")}
+            THEN 1 ELSE 0 END AS whole
+    FROM metric_blocks
+    WHERE {series} AND block BETWEEN :low_block AND :high_block
+),
+units AS (
+    SELECT bucket, first_step, last_step, min_step, min_value, max_step, max_value
+    FROM blocks WHERE whole = 1
+    UNION ALL
+    SELECT {bucket.format(step="p.step")}, p.step, p.step, p.step, p.metric_value,
+        p.step, p.metric_value
+    FROM blocks AS cut CROSS JOIN run_metrics AS p
+    WHERE cut.whole = 0 AND p.run_id = :run_id AND p.metric_name = :name
+        AND p.client_key = :client_key
+        AND p.step BETWEEN {greatest}(cut.first_step, :lo) AND {least}(cut.last_step, :hi)
+),
+marked AS (
+    SELECT bucket, first_step, last_step, min_step, min_value, max_step, max_value,
+        MIN(min_value) OVER per_bucket AS low, MAX(max_value) OVER per_bucket AS high
+    FROM units WINDOW per_bucket AS (PARTITION BY bucket)
+),
+picks AS MATERIALIZED (
+    SELECT MIN(first_step) AS first_step, MAX(last_step) AS last_step,
+        MIN(CASE WHEN min_value = low THEN min_step END) AS low_step, MIN(low) AS low,
+        MIN(CASE WHEN max_value = high THEN max_step END) AS high_step, MIN(high) AS high
+    FROM marked GROUP BY bucket
+),
+kept AS MATERIALIZED (
+    SELECT (SELECT id FROM run_metrics WHERE {series} AND step = first_step
+        ORDER BY round_key LIMIT 1) AS id FROM picks
+    UNION SELECT (SELECT id FROM run_metrics WHERE {series} AND step = last_step
+        ORDER BY round_key DESC LIMIT 1) FROM picks
+    UNION SELECT (SELECT id FROM run_metrics WHERE {series} AND step = low_step
+        AND metric_value = low ORDER BY round_key LIMIT 1) FROM picks
+    UNION SELECT (SELECT id FROM run_metrics WHERE {series} AND step = high_step
+        AND metric_value = high ORDER BY round_key LIMIT 1) FROM picks
+)
+SELECT step, metric_value AS value, timestamp AS measured_at
+FROM kept JOIN run_metrics ON run_metrics.id = kept.id
+ORDER BY step, round_key"""
+
+
+def blocked_points(request: SeriesRequest, lo: int, hi: int, buckets: int) -> Points:
+    """M4 of a long metric series over `buckets` buckets of lo..hi, read from its blocks.
+
+    The same points as downsampled_points (tests/api/test_downsampling.py), reading the
+    blocks in range plus the points of the blocks a bucket edge cuts, not every point.
+    """
+    params = {
+        **request.source.params,
+        "lo": lo,
+        "hi": hi,
+        "span": hi - lo + 1,
+        "nb": buckets,
+        "low_block": block_of(lo),
+        "high_block": block_of(hi),
+    }
+    statement = _point_statement(_blocked_m4_statement(_dialect()))
+    return Points.of_rows(db.session.execute(statement, params).all())
+
+
+def _reads_blocks(request: SeriesRequest, lo: int, hi: int, buckets: int) -> bool:
+    """Whether a downsampled read of this series is cheaper from its blocks."""
+    return request.source.table == "run_metrics" and (hi - lo + 1) // buckets >= _MIN_BLOCKED_BUCKET
 
 
 @dataclass(frozen=True)
@@ -353,7 +460,11 @@ def read_series(
             points = raw[index]
         else:
             first, last = grid or (extent.first_step, extent.last_step)
-            points = downsampled_points(request.source, first, last, bucket_count(max_points))
+            buckets = bucket_count(max_points)
+            if _reads_blocks(request, first, last, buckets):
+                points = blocked_points(request, first, last, buckets)
+            else:
+                points = downsampled_points(request.source, first, last, buckets)
         answer = {
             "run_id": request.run_id,
             "name": request.name,

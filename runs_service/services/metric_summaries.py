@@ -27,6 +27,12 @@ from runs_service.models import (
     TrainingMode,
 )
 from runs_service.models.metric_summary import RUN_LEVEL
+from runs_service.services.metric_blocks import (
+    apply_block_changes,
+    computed_blocks,
+    stored_blocks,
+    write_blocks,
+)
 from runs_service.services.runs import get_run
 from runs_service.services.series import (
     RECOMPUTE,
@@ -260,6 +266,10 @@ def apply_series_changes(
         if updated != stored.get(key):
             written[key] = updated
     _write(run_id, written)
+    apply_block_changes(
+        run_id,
+        {key: batch for key, batch in changes.items() if not of_evaluations(*key, federated)},
+    )
     return result
 
 
@@ -361,9 +371,9 @@ def read_metric_summaries(
 # --- Rebuilding --------------------------------------------------------------------------
 
 
-def computed_summaries(run_id: int) -> dict[SeriesKey, SeriesSummary]:
-    """Every series summary of a run recomputed from all its points (the definition)."""
-    points: dict[SeriesKey, list[Point]] = defaultdict(list)
+def run_series_points(run_id: int) -> tuple[dict[SeriesKey, list[Point]], dict]:
+    """Every point of a run's series: (metric-point series, server-evaluation series)."""
+    metric_points: dict[SeriesKey, list[Point]] = defaultdict(list)
     query = select(
         RunMetric.metric_name,
         RunMetric.client_key,
@@ -374,12 +384,25 @@ def computed_summaries(run_id: int) -> dict[SeriesKey, SeriesSummary]:
     federated = db.session.get(Run, run_id).training_mode is TrainingMode.FEDERATED
     for name, client, step, round_key, value in db.session.connection().execute(query):
         if not of_evaluations(name, client, federated):
-            points[(name, client)].append((step, round_key, value))
+            metric_points[(name, client)].append((step, round_key, value))
+    evaluation_points: dict[SeriesKey, list[Point]] = defaultdict(list)
     evaluations = select(*EVALUATION_SERIES_COLUMNS).where(ServerEvaluation.run_id == run_id)
     for evaluation in db.session.execute(evaluations).mappings():
         for name, value in server_series(evaluation).items():
-            points[(name, RUN_LEVEL)].append((evaluation["round_number"], SERVER_ROUND_KEY, value))
-    summaries = {key: summarize(series, series_rule(key[0])) for key, series in points.items()}
+            evaluation_points[(name, RUN_LEVEL)].append(
+                (evaluation["round_number"], SERVER_ROUND_KEY, value)
+            )
+    return metric_points, evaluation_points
+
+
+def computed_summaries(run_id: int) -> dict[SeriesKey, SeriesSummary]:
+    """Every series summary of a run recomputed from all its points (the definition)."""
+    return _summaries_of(*run_series_points(run_id))
+
+
+def _summaries_of(*series: Mapping[SeriesKey, Sequence[Point]]) -> dict[SeriesKey, SeriesSummary]:
+    points = {key: members for group in series for key, members in group.items()}
+    summaries = {key: summarize(members, series_rule(key[0])) for key, members in points.items()}
     return {key: summary for key, summary in summaries.items() if summary is not None}
 
 
@@ -392,9 +415,12 @@ def same_summary(a: SeriesSummary | None, b: SeriesSummary | None) -> bool:
     )
 
 
-def refresh_run_metric_summaries(run_id: int) -> int:
-    """Rewrite the series summaries of a run that differ from its points; returns how many."""
-    expected = computed_summaries(run_id)
+def refresh_run_metric_summaries(run_id: int) -> tuple[int, int]:
+    """Rewrite a run's series summaries and blocks that differ from its points.
+
+    Returns how many of each were rewritten (0, 0 when everything was right).
+    """
+    metric_points, evaluation_points = run_series_points(run_id)
     stored = {
         (row.metric_name, row.client_key): _summary_of(row)
         for row in db.session.connection().execute(
@@ -403,22 +429,34 @@ def refresh_run_metric_summaries(run_id: int) -> int:
             )
         )
     }
-    changed: dict[SeriesKey, SeriesSummary | None] = {
+    summaries = _differences(stored, _summaries_of(metric_points, evaluation_points))
+    _write(run_id, summaries)
+    blocks = _differences(stored_blocks(run_id), computed_blocks(metric_points))
+    write_blocks(run_id, blocks)
+    return len(summaries), len(blocks)
+
+
+def _differences(stored: Mapping, expected: Mapping) -> dict:
+    """What to write so that stored becomes expected (None: delete)."""
+    changed = {
         key: summary
         for key, summary in expected.items()
         if not same_summary(stored.get(key), summary)
     }
     changed.update({key: None for key in stored.keys() - expected.keys()})
-    _write(run_id, changed)
-    return len(changed)
+    return changed
 
 
-def refresh_all_metric_summaries() -> tuple[int, int]:
-    """Recompute every run's series summaries; returns (runs, series rewritten)."""
+def refresh_all_metric_summaries() -> tuple[int, int, int]:
+    """Recompute every run's series summaries and blocks; (runs, summaries, blocks) rewritten."""
     run_ids = db.session.scalars(select(Run.id).order_by(Run.id)).all()
-    rewritten = sum(refresh_run_metric_summaries(run_id) for run_id in run_ids)
+    summaries = blocks = 0
+    for run_id in run_ids:
+        rewritten = refresh_run_metric_summaries(run_id)
+        summaries += rewritten[0]
+        blocks += rewritten[1]
     db.session.commit()
-    return len(run_ids), rewritten
+    return len(run_ids), summaries, blocks
 
 
 # --- GET /api/runs/{run_id}/metric-summaries ---------------------------------------------

@@ -10,10 +10,12 @@ from sqlalchemy import select, update
 
 from runs_service.extensions import db
 from runs_service.models import MetricSummary, Run, RunSummary
+from runs_service.services.metric_blocks import computed_blocks, stored_blocks
 from runs_service.services.metric_summaries import _stored as stored_summaries
 from runs_service.services.metric_summaries import (
     computed_summaries,
     refresh_run_metric_summaries,
+    run_series_points,
     same_summary,
 )
 from runs_service.services.summaries import refresh_run_summary
@@ -53,6 +55,11 @@ def assert_exact(app, run_id: int) -> None:
         actual = stored_summaries(run_id, expected)
         for key, summary in expected.items():
             assert same_summary(actual[key], summary), (key, actual[key], summary)
+        expected_blocks = computed_blocks(run_series_points(run_id)[0])
+        blocks = stored_blocks(run_id)
+        assert set(blocks) == set(expected_blocks)
+        for key, block in expected_blocks.items():
+            assert same_summary(blocks[key], block), (key, blocks[key], block)
 
 
 def test_every_field_of_a_series_ties_to_the_earliest_step(app, client, auth, create_run):
@@ -415,6 +422,27 @@ def test_random_writes_keep_every_summary_exact(app, client, auth, create_run):
             assert_exact(app, run_id)
 
 
+def test_random_writes_over_many_blocks_keep_every_block_exact(app, client, auth, create_run):
+    """Points spread over several 32-step blocks, re-sent higher and lower: blocks exact."""
+    rng = random.Random(64)
+    run_id = create_run("federated")["id"]
+    for _ in range(10):
+        batch = {}
+        for _ in range(rng.randint(1, 60)):
+            name = rng.choice(["val_loss", "custom"])
+            step = rng.randint(0, 400)
+            extra = {"client_identifier": "a"} if rng.random() < 0.3 else {}
+            if rng.random() < 0.2:
+                extra["round_number"] = rng.randint(0, 2)
+            value = rng.choice([-1.0, 0.0, 0.5, 0.5, 1.0, 2.0])
+            key = (name, step, extra.get("client_identifier"), extra.get("round_number"))
+            batch[key] = {"metric_name": name, "metric_value": value, "step": step, **extra}
+        log_metrics(client, auth, run_id, list(batch.values()))
+        assert_exact(app, run_id)
+    with app.app_context():
+        assert refresh_run_metric_summaries(run_id) == (0, 0)
+
+
 def test_refresh_summaries_changes_nothing_when_right_and_repairs_otherwise(
     app, runner, client, auth, create_run
 ):
@@ -443,7 +471,7 @@ def test_refresh_summaries_changes_nothing_when_right_and_repairs_otherwise(
     assert "3 series summaries rewritten" in result.output
     assert table() == before
     with app.app_context():
-        assert refresh_run_metric_summaries(run_id) == 0
+        assert refresh_run_metric_summaries(run_id) == (0, 0)
 
 
 def assert_run_summary_as_rebuilt(app, run_id: int) -> None:

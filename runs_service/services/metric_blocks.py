@@ -1,0 +1,214 @@
+"""Block summaries of metric series (models.metric_block), kept at write time.
+
+A block is the summary of a series' points at steps b*32 .. b*32+31, kept exactly like
+the series summary (services.series): a write updates the blocks its points fall in,
+and recomputes a block from its own points (at most 32 steps) when the stored facts
+cannot absorb the change. Downsampled reads of long series combine the blocks a
+bucket holds whole with the points of the blocks a bucket edge cuts
+(services.metric_history), instead of scanning every point.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Insert, Select, bindparam, delete, select, tuple_
+
+from runs_service.extensions import db
+from runs_service.models import MetricBlock, RunMetric
+from runs_service.models.metric_block import BLOCK_STEPS, block_of
+from runs_service.services.series import (
+    RECOMPUTE,
+    BestRule,
+    Change,
+    Point,
+    SeriesSummary,
+    apply_changes,
+    summarize,
+)
+from runs_service.services.upsert import dialect_insert
+
+# (metric_name, client_key, block): one block of one series of a run.
+BlockKey = tuple[str, int, int]
+
+BLOCK_FIELDS = (
+    "count",
+    "value_sum",
+    "first_step",
+    "first_value",
+    "last_step",
+    "last_value",
+    "min_step",
+    "min_value",
+    "max_step",
+    "max_value",
+)
+_COLUMNS = tuple(getattr(MetricBlock, name) for name in BLOCK_FIELDS)
+# Blocks have no best: only the series as a whole has one.
+_NO_BEST = BestRule(None)
+
+
+def block_summary(values: Mapping[str, Any]) -> SeriesSummary:
+    return SeriesSummary(
+        count=values["count"],
+        total=values["value_sum"],
+        **{name: values[name] for name in BLOCK_FIELDS[2:]},
+    )
+
+
+def _row_of(run_id: int, key: BlockKey, summary: SeriesSummary) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "metric_name": key[0],
+        "client_key": key[1],
+        "block": key[2],
+        "count": summary.count,
+        "value_sum": summary.total,
+        **{name: getattr(summary, name) for name in BLOCK_FIELDS[2:]},
+    }
+
+
+def block_changes(changes: Mapping[tuple[str, int], Sequence[Change]]) -> dict[BlockKey, list]:
+    """The changes of metric-point series, per block they fall in."""
+    by_block: dict[BlockKey, list[Change]] = defaultdict(list)
+    for (name, client_key), batch in changes.items():
+        for change in batch:
+            by_block[(name, client_key, block_of(change.step))].append(change)
+    return by_block
+
+
+@functools.cache
+def _stored_query() -> Select:
+    # One primary-key range per name: the batch's names over its block range.
+    return select(
+        MetricBlock.metric_name, MetricBlock.client_key, MetricBlock.block, *_COLUMNS
+    ).where(
+        MetricBlock.run_id == bindparam("run_id"),
+        MetricBlock.metric_name.in_(bindparam("names", expanding=True)),
+        MetricBlock.block.between(bindparam("low"), bindparam("high")),
+    )
+
+
+def _stored(run_id: int, keys: Iterable[BlockKey]) -> dict[BlockKey, SeriesSummary]:
+    keys = set(keys)
+    blocks = [key[2] for key in keys]
+    parameters = {
+        "run_id": run_id,
+        "names": sorted({key[0] for key in keys}),
+        "low": min(blocks),
+        "high": max(blocks),
+    }
+    rows = db.session.connection().execute(_stored_query(), parameters).mappings()
+    found = {(row["metric_name"], row["client_key"], row["block"]): row for row in rows}
+    return {key: block_summary(row) for key, row in found.items() if key in keys}
+
+
+def block_points(run_id: int, key: BlockKey) -> list[Point]:
+    """Every point of one block of a series."""
+    name, client_key, block = key
+    query = select(RunMetric.step, RunMetric.round_key, RunMetric.metric_value).where(
+        RunMetric.run_id == run_id,
+        RunMetric.metric_name == name,
+        RunMetric.client_key == client_key,
+        RunMetric.step.between(block * BLOCK_STEPS, (block + 1) * BLOCK_STEPS - 1),
+    )
+    return [tuple(row) for row in db.session.connection().execute(query)]
+
+
+def apply_block_changes(run_id: int, changes: Mapping[tuple[str, int], Sequence[Change]]) -> None:
+    """Bring the blocks of the changed metric-point series up to date (the points are written).
+
+    changes are per series, as metric_summaries gets them, and must not hold
+    server-evaluation series. One read and one upsert whatever the batch.
+    """
+    by_block = {key: batch for key, batch in block_changes(changes).items() if batch}
+    if not by_block:
+        return
+    stored = _stored(run_id, by_block)
+    written: dict[BlockKey, SeriesSummary | None] = {}
+    for key, batch in by_block.items():
+        updated = apply_changes(stored.get(key), batch, _NO_BEST)
+        if updated is RECOMPUTE:
+            updated = summarize(block_points(run_id, key), _NO_BEST)
+        if updated != stored.get(key):
+            written[key] = updated
+    write_blocks(run_id, written)
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Insert:
+    insert = dialect_insert(db.session, MetricBlock.__table__)
+    return insert.on_conflict_do_update(
+        index_elements=["run_id", "metric_name", "client_key", "block"],
+        set_={name: insert.excluded[name] for name in BLOCK_FIELDS},
+    )
+
+
+def write_blocks(run_id: int, blocks: Mapping[BlockKey, SeriesSummary | None]) -> None:
+    """Store these blocks of a run (None: the block has no point left)."""
+    rows = [_row_of(run_id, key, summary) for key, summary in blocks.items() if summary]
+    gone = [key for key, summary in blocks.items() if summary is None]
+    if rows:
+        dialect = db.session.get_bind().dialect.name
+        db.session.connection().execute(_upsert_statement(dialect), rows)
+    if gone:
+        db.session.execute(
+            delete(MetricBlock).where(
+                MetricBlock.run_id == run_id,
+                tuple_(MetricBlock.metric_name, MetricBlock.client_key, MetricBlock.block).in_(
+                    gone
+                ),
+            )
+        )
+
+
+def computed_blocks(series: Mapping[tuple[str, int], Sequence[Point]]) -> dict[BlockKey, Any]:
+    """The blocks of these metric-point series, from all their points (the definition)."""
+    points: dict[BlockKey, list[Point]] = defaultdict(list)
+    for (name, client_key), members in series.items():
+        for point in members:
+            points[(name, client_key, block_of(point[0]))].append(point)
+    return {key: summarize(members, _NO_BEST) for key, members in points.items()}
+
+
+def stored_blocks(run_id: int) -> dict[BlockKey, SeriesSummary]:
+    """Every stored block of a run."""
+    query = select(
+        MetricBlock.metric_name, MetricBlock.client_key, MetricBlock.block, *_COLUMNS
+    ).where(MetricBlock.run_id == run_id)
+    return {
+        (row["metric_name"], row["client_key"], row["block"]): block_summary(row)
+        for row in db.session.connection().execute(query).mappings()
+    }
+
+
+@functools.cache
+def _series_query() -> Select:
+    return (
+        select(MetricBlock.block, *_COLUMNS)
+        .where(
+            MetricBlock.run_id == bindparam("run_id"),
+            MetricBlock.metric_name == bindparam("name"),
+            MetricBlock.client_key == bindparam("client_key"),
+            MetricBlock.block.between(bindparam("low"), bindparam("high")),
+        )
+        .order_by(MetricBlock.block)
+    )
+
+
+def series_blocks(
+    run_id: int, name: str, client_key: int, low: int, high: int
+) -> list[SeriesSummary]:
+    """The stored blocks of one metric series holding steps low..high, in step order."""
+    parameters = {
+        "run_id": run_id,
+        "name": name,
+        "client_key": client_key,
+        "low": block_of(low),
+        "high": block_of(high),
+    }
+    rows = db.session.connection().execute(_series_query(), parameters).mappings()
+    return [block_summary(row) for row in rows]
