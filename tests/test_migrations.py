@@ -199,7 +199,6 @@ def test_analytics_rollups_revision_fills_them_from_existing_runs(
             upgrade()
             assert sum(group["runs"] for group in computed_rollups().values()) == 41
             assert rebuild_rollups() == 0
-            db.session.remove()
             db.engine.dispose()
     finally:
         drop()
