@@ -187,6 +187,8 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "run_summaries": 2,
         # val_loss, client_0's train_loss and server_loss of each run.
         "metric_summaries": 6,
+        # One 32-step block of each metric-point series (val_loss, client_0's train_loss).
+        "metric_blocks": 4,
         "run_tags": 0,
         # Two runs in progress, of the same mode and day, in two roll-up shards.
         "analytics_rollups": 2,
@@ -203,6 +205,7 @@ def test_delete_removes_the_run_and_everything_it_owns(
         "run_metrics": 2,
         "run_summaries": 1,
         "metric_summaries": 3,
+        "metric_blocks": 2,
         "run_tags": 0,
         "analytics_rollups": 1,
     }
