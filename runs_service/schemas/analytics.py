@@ -9,12 +9,11 @@ from runs_service.catalogue import (
     ANALYTICS_VALUES,
     DEFAULT_TOP_N,
     MAX_DAYS,
-    MAX_TAGS_PER_RUN,
     MAX_TOP_N,
     SCORE_KEYS,
 )
 from runs_service.models.run import RunStatus, TrainingMode
-from runs_service.schemas.fields import CommaSeparated, Experiment, Tag
+from runs_service.schemas.common import ExperimentTagFilters
 
 STATUS_CHOICES = (*(status.value for status in RunStatus), ALL_STATUSES)
 
@@ -22,7 +21,7 @@ AVERAGE_NOTE = "Mean over the runs that have the value (4 places); null when non
 DIFFERENCE_NOTE = "Federated minus centralized average (4 places); null when either is null."
 
 
-class AnalyticsQuerySchema(Schema):
+class AnalyticsQuerySchema(ExperimentTagFilters):
     """Filters of the analytics summary; unknown parameters are rejected."""
 
     class Meta:
@@ -38,17 +37,6 @@ class AnalyticsQuerySchema(Schema):
     )
     training_mode = fields.Enum(
         TrainingMode, by_value=True, metadata={"description": "Only this training mode."}
-    )
-    experiment = Experiment(
-        metadata={"description": "Only runs of this experiment (exact name)."},
-    )
-    tag = CommaSeparated(
-        Tag(),
-        validate=validate.Length(1, MAX_TAGS_PER_RUN),
-        metadata={
-            "description": "Only runs carrying every one of these tags: comma-separated "
-            f"(`tag=baseline,non-iid`) or repeated; at most {MAX_TAGS_PER_RUN}."
-        },
     )
     days = fields.Integer(
         validate=validate.Range(1, MAX_DAYS),

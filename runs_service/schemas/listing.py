@@ -12,25 +12,23 @@ from runs_service.catalogue import (
     MAX_OFFSET,
     MAX_SEARCH_LENGTH,
     MAX_SERIES_NAME_LENGTH,
-    MAX_TAGS_PER_RUN,
     METRIC_SORT_KEY,
     METRIC_SORT_STATS,
     SORT_ORDERS,
 )
 from runs_service.models.run import RunStatus, TrainingMode
+from runs_service.schemas.common import ExperimentTagFilters
 from runs_service.schemas.fields import (
     NUL_FREE_PATTERN,
     CommaSeparated,
-    Experiment,
     NameList,
-    Tag,
     UTCDateTimeField,
     storable_text,
 )
 from runs_service.schemas.results import ConfusionMatrixSchema, PreshapedList
 
 
-class RunListQuerySchema(Schema):
+class RunListQuerySchema(ExperimentTagFilters):
     """Filters, sorting and paging of the run list; unknown parameters are rejected."""
 
     class Meta:
@@ -60,17 +58,6 @@ class RunListQuerySchema(Schema):
         metadata={
             "description": "Only runs of these training modes (any of them): comma-separated "
             "or repeated."
-        },
-    )
-    experiment = Experiment(
-        metadata={"description": "Only runs of this experiment (exact name)."},
-    )
-    tag = CommaSeparated(
-        Tag(),
-        validate=validate.Length(1, MAX_TAGS_PER_RUN),
-        metadata={
-            "description": "Only runs carrying every one of these tags: comma-separated "
-            f"(`tag=baseline,non-iid`) or repeated; at most {MAX_TAGS_PER_RUN}."
         },
     )
     q = fields.String(
