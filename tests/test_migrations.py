@@ -15,11 +15,11 @@ from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation
 from runs_service.models.types import include_object_for, utc_now
 from runs_service.services.metric_blocks import computed_blocks, stored_blocks
-from runs_service.services.metric_summaries import _stored as stored_summaries
 from runs_service.services.metric_summaries import (
     computed_summaries,
     run_series_points,
     same_summary,
+    stored_summaries,
 )
 from tests.helpers import create_postgres_database, make_app
 

@@ -22,6 +22,8 @@ from runs_service.services.metric_summaries import (
     evaluation_changes,
     existing_evaluations,
     metric_point_changes,
+    read_batch_state,
+    stored_summaries,
 )
 from runs_service.services.runs import get_run
 from runs_service.services.summaries import (
@@ -124,7 +126,8 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1)
     )
     federated = run.training_mode is TrainingMode.FEDERATED
-    changes = metric_point_changes(run_id, rows, federated=federated)
+    state = read_batch_state(run_id, rows, also=series_to_read(run))
+    changes = metric_point_changes(rows, state.points, federated=federated)
     result = upsert(
         db.session,
         RunMetric.__table__,
@@ -133,7 +136,14 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         value_columns=("metric_value", "dataset_type", "timestamp"),
     )
     # Summaries follow the points this batch changed, never the run's whole history.
-    series = apply_series_changes(run_id, changes, also=series_to_read(run), federated=federated)
+    series = apply_series_changes(
+        run_id,
+        changes,
+        state.summaries,
+        state.blocks,
+        also=series_to_read(run),
+        federated=federated,
+    )
     record_metric_batch(run, result.inserted, new_clients, series, changes)
     db.session.commit()
     return result
@@ -175,7 +185,10 @@ def log_server_evaluations(
         db.session.rollback()
         return result
     changes = evaluation_changes(previous, rows)
-    series = apply_series_changes(run_id, changes, also=series_to_read(run), federated=True)
+    also = series_to_read(run)
+    stored = stored_summaries(run_id, [*changes, *also])
+    # Server-evaluation series have no blocks.
+    series = apply_series_changes(run_id, changes, stored, {}, also=also, federated=True)
     record_evaluation_batch(run, rows, previous, series, changes)
     db.session.commit()
     return result

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Insert, Select, bindparam, delete, select, tuple_
@@ -80,32 +80,6 @@ def block_changes(changes: Mapping[tuple[str, int], Sequence[Change]]) -> dict[B
     return by_block
 
 
-@functools.cache
-def _stored_query() -> Select:
-    # One primary-key range per name: the batch's names over its block range.
-    return select(
-        MetricBlock.metric_name, MetricBlock.client_key, MetricBlock.block, *_COLUMNS
-    ).where(
-        MetricBlock.run_id == bindparam("run_id"),
-        MetricBlock.metric_name.in_(bindparam("names", expanding=True)),
-        MetricBlock.block.between(bindparam("low"), bindparam("high")),
-    )
-
-
-def _stored(run_id: int, keys: Iterable[BlockKey]) -> dict[BlockKey, SeriesSummary]:
-    keys = set(keys)
-    blocks = [key[2] for key in keys]
-    parameters = {
-        "run_id": run_id,
-        "names": sorted({key[0] for key in keys}),
-        "low": min(blocks),
-        "high": max(blocks),
-    }
-    rows = db.session.connection().execute(_stored_query(), parameters).mappings()
-    found = {(row["metric_name"], row["client_key"], row["block"]): row for row in rows}
-    return {key: block_summary(row) for key, row in found.items() if key in keys}
-
-
 def block_points(run_id: int, key: BlockKey) -> list[Point]:
     """Every point of one block of a series."""
     name, client_key, block = key
@@ -118,16 +92,18 @@ def block_points(run_id: int, key: BlockKey) -> list[Point]:
     return [tuple(row) for row in db.session.connection().execute(query)]
 
 
-def apply_block_changes(run_id: int, changes: Mapping[tuple[str, int], Sequence[Change]]) -> None:
+def apply_block_changes(
+    run_id: int,
+    changes: Mapping[tuple[str, int], Sequence[Change]],
+    stored: Mapping[BlockKey, SeriesSummary],
+) -> None:
     """Bring the blocks of the changed metric-point series up to date (the points are written).
 
     changes are per series, as metric_summaries gets them, and must not hold
-    server-evaluation series. One read and one upsert whatever the batch.
+    server-evaluation series; stored holds the stored blocks they fall in (read before
+    the write, with the batch's other reads). One upsert whatever the batch.
     """
     by_block = {key: batch for key, batch in block_changes(changes).items() if batch}
-    if not by_block:
-        return
-    stored = _stored(run_id, by_block)
     written: dict[BlockKey, SeriesSummary | None] = {}
     for key, batch in by_block.items():
         updated = apply_changes(stored.get(key), batch, _NO_BEST)

@@ -12,23 +12,45 @@ import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, Row, Select, bindparam, delete, func, select, tuple_
+from sqlalchemy import (
+    CompoundSelect,
+    Float,
+    Insert,
+    Integer,
+    Row,
+    Select,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
 
 from runs_service.catalogue import SERVER_PREFIX, direction, server_series
 from runs_service.extensions import db
 from runs_service.models import (
     Client,
+    MetricBlock,
     MetricSummary,
     Run,
     RunMetric,
     ServerEvaluation,
     TrainingMode,
 )
+from runs_service.models.metric_block import block_of
 from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.services.metric_blocks import (
+    BLOCK_FIELDS,
+    BlockKey,
     apply_block_changes,
+    block_summary,
     computed_blocks,
     stored_blocks,
     write_blocks,
@@ -110,20 +132,113 @@ def _row_of(run_id: int, key: SeriesKey, summary: SeriesSummary) -> dict[str, An
 # --- Changes of a write ------------------------------------------------------------------
 
 
+PointKey = tuple[str, int, int, int]  # (metric_name, step, client_key, round_key)
+# What each row of the batch-state statement is.
+_POINT, _SUMMARY, _BLOCK = 0, 1, 2
+
+
+class BatchState(NamedTuple):
+    """What a metric batch reads before it writes, in one statement."""
+
+    # The stored values of the points in the batch's names and step range.
+    points: dict[PointKey, float]
+    # The stored summaries of the batch's names and of the caller's extra series' names.
+    summaries: dict[SeriesKey, SeriesSummary]
+    # The stored blocks of the batch's names over its block range.
+    blocks: dict[BlockKey, SeriesSummary]
+
+
+def _padded(kind: int, columns: Mapping[str, Any]) -> list[Any]:
+    """The batch-state statement's columns, typed nulls where a table has no such column."""
+    types = {"metric_name": String, "value": Float, "value_sum": Float}
+    names = ("metric_name", "client_key", "position", "round_key", "value", *SUMMARY_FIELDS)
+    padded = [literal(kind, Integer).label("kind")]
+    for name in names:
+        column_type = types.get(name, Float if name.endswith("_value") else Integer)
+        padded.append(columns.get(name, cast(null(), column_type)).label(name))
+    return padded
+
+
 @functools.cache
-def _existing_points_query() -> Select:
-    # The batch's names over its step range: an index range of the point key per name.
-    return select(
-        RunMetric.metric_name,
-        RunMetric.step,
-        RunMetric.client_key,
-        RunMetric.round_key,
-        RunMetric.metric_value,
+def _batch_state_query() -> CompoundSelect:
+    # Three index ranges (point key, summary key, block key), one round trip.
+    points = select(
+        *_padded(
+            _POINT,
+            {
+                "metric_name": RunMetric.metric_name,
+                "client_key": RunMetric.client_key,
+                "position": RunMetric.step,
+                "round_key": RunMetric.round_key,
+                "value": RunMetric.metric_value,
+            },
+        )
     ).where(
         RunMetric.run_id == bindparam("run_id"),
         RunMetric.metric_name.in_(bindparam("names", expanding=True)),
         RunMetric.step.between(bindparam("low"), bindparam("high")),
     )
+    summaries = select(
+        *_padded(
+            _SUMMARY,
+            {
+                "metric_name": MetricSummary.metric_name,
+                "client_key": MetricSummary.client_key,
+                **{name: getattr(MetricSummary, name) for name in SUMMARY_FIELDS},
+            },
+        )
+    ).where(
+        MetricSummary.run_id == bindparam("run_id"),
+        MetricSummary.metric_name.in_(bindparam("summary_names", expanding=True)),
+    )
+    blocks = select(
+        *_padded(
+            _BLOCK,
+            {
+                "metric_name": MetricBlock.metric_name,
+                "client_key": MetricBlock.client_key,
+                "position": MetricBlock.block,
+                **{name: getattr(MetricBlock, name) for name in BLOCK_FIELDS},
+            },
+        )
+    ).where(
+        MetricBlock.run_id == bindparam("run_id"),
+        MetricBlock.metric_name.in_(bindparam("names", expanding=True)),
+        MetricBlock.block.between(bindparam("low_block"), bindparam("high_block")),
+    )
+    return union_all(points, summaries, blocks)
+
+
+def read_batch_state(
+    run_id: int, rows: Sequence[Mapping[str, Any]], also: Iterable[SeriesKey] = ()
+) -> BatchState:
+    """The stored points, summaries and blocks a metric batch may change (one statement).
+
+    rows are the run_metrics rows about to be upserted; `also` names more series whose
+    summaries the caller needs (read along, at no extra round trip).
+    """
+    steps = [row["step"] for row in rows]
+    names = {row["metric_name"] for row in rows}
+    low, high = min(steps), max(steps)
+    parameters = {
+        "run_id": run_id,
+        "names": sorted(names),
+        "summary_names": sorted(names | {name for name, _ in also}),
+        "low": low,
+        "high": high,
+        "low_block": block_of(low),
+        "high_block": block_of(high),
+    }
+    state = BatchState({}, {}, {})
+    for row in db.session.connection().execute(_batch_state_query(), parameters):
+        name, client_key, position = row.metric_name, row.client_key, row.position
+        if row.kind == _POINT:
+            state.points[(name, position, client_key, row.round_key)] = row.value
+        elif row.kind == _SUMMARY:
+            state.summaries[(name, client_key)] = _summary_of(row)
+        else:
+            state.blocks[(name, client_key, position)] = block_summary(row._mapping)
+    return state
 
 
 def of_evaluations(name: str, client_key: int, federated: bool) -> bool:
@@ -136,26 +251,17 @@ def of_evaluations(name: str, client_key: int, federated: bool) -> bool:
 
 
 def metric_point_changes(
-    run_id: int, rows: Sequence[Mapping[str, Any]], *, federated: bool = False
+    rows: Sequence[Mapping[str, Any]],
+    existing: Mapping[PointKey, float],
+    *,
+    federated: bool = False,
 ) -> dict[SeriesKey, list[Change]]:
-    """The changes a metric batch makes, per series, read before the batch is written.
+    """The changes a metric batch makes, per series.
 
     rows are run_metrics rows about to be upserted (metric_name, step, client_id,
-    round_number, metric_value); one statement finds the points they replace.
+    round_number, metric_value); existing the stored values they replace
+    (BatchState.points, read before the batch is written).
     """
-    steps = [row["step"] for row in rows]
-    parameters = {
-        "run_id": run_id,
-        "names": sorted({row["metric_name"] for row in rows}),
-        "low": min(steps),
-        "high": max(steps),
-    }
-    existing = {
-        (name, step, client, round_key): value
-        for name, step, client, round_key, value in db.session.connection().execute(
-            _existing_points_query(), parameters
-        )
-    }
     changes: dict[SeriesKey, list[Change]] = defaultdict(list)
     for row in rows:
         client = row["client_id"] or RUN_LEVEL
@@ -206,8 +312,11 @@ def _stored_query() -> Select:
     )
 
 
-def _stored(run_id: int, keys: Iterable[SeriesKey]) -> dict[SeriesKey, SeriesSummary]:
+def stored_summaries(run_id: int, keys: Iterable[SeriesKey]) -> dict[SeriesKey, SeriesSummary]:
+    """The stored summaries of these series of a run (one statement)."""
     keys = set(keys)
+    if not keys:
+        return {}
     rows = db.session.connection().execute(
         _stored_query(), {"run_id": run_id, "names": sorted({name for name, _ in keys})}
     )
@@ -239,20 +348,23 @@ def series_points(run_id: int, name: str, client_key: int, federated: bool) -> l
 def apply_series_changes(
     run_id: int,
     changes: Mapping[SeriesKey, Sequence[Change]],
+    stored: Mapping[SeriesKey, SeriesSummary],
+    stored_blocks: Mapping[BlockKey, SeriesSummary],
     also: Iterable[SeriesKey] = (),
     *,
     federated: bool = False,
 ) -> dict[SeriesKey, SeriesSummary | None]:
     """Bring the summaries of the changed series up to date; return them (None = gone).
 
-    Reads the stored summaries of these series only (one statement, which also reads the
-    series in `also` for the caller), recomputes a series from its points only when its
-    stored facts cannot absorb the change, and writes back in one upsert. The caller's
-    transaction holds the run's lock and commits.
+    `stored` holds the stored summaries of the changed series and of `also` (whose
+    summaries are returned for the caller), `stored_blocks` the stored blocks the
+    changed metric points fall in, both read before the write (BatchState). A series is
+    recomputed from its points only when its stored facts cannot absorb the change;
+    everything is written back in one upsert per table. The caller's transaction holds
+    the run's lock and commits.
     """
     changes = {key: batch for key, batch in changes.items() if batch}
     wanted = set(also) | changes.keys()
-    stored = _stored(run_id, wanted) if wanted else {}
     result: dict[SeriesKey, SeriesSummary | None] = {
         key: stored.get(key) for key in wanted - changes.keys()
     }
@@ -269,6 +381,7 @@ def apply_series_changes(
     apply_block_changes(
         run_id,
         {key: batch for key, batch in changes.items() if not of_evaluations(*key, federated)},
+        stored_blocks,
     )
     return result
 
@@ -300,7 +413,9 @@ def _write(run_id: int, summaries: Mapping[SeriesKey, SeriesSummary | None]) -> 
 
 def run_level_summaries(run_id: int, names: Iterable[str]) -> dict[str, SeriesSummary]:
     """The stored run-level summaries of these names of a run (one statement)."""
-    return {name: summary for (name, _), summary in _stored(run_id, _run_level(names)).items()}
+    return {
+        name: summary for (name, _), summary in stored_summaries(run_id, _run_level(names)).items()
+    }
 
 
 def _run_level(names: Iterable[str]) -> list[SeriesKey]:

@@ -11,12 +11,12 @@ from sqlalchemy import select, update
 from runs_service.extensions import db
 from runs_service.models import MetricSummary, Run, RunSummary
 from runs_service.services.metric_blocks import computed_blocks, stored_blocks
-from runs_service.services.metric_summaries import _stored as stored_summaries
 from runs_service.services.metric_summaries import (
     computed_summaries,
     refresh_run_metric_summaries,
     run_series_points,
     same_summary,
+    stored_summaries,
 )
 from runs_service.services.summaries import refresh_run_summary
 from tests.helpers import log_evaluations, log_metrics
