@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, delete, select, tuple_
+from sqlalchemy import Select, bindparam, delete, select, tuple_
 
 from runs_service.extensions import db
 from runs_service.models import MetricBlock, RunMetric
@@ -29,7 +29,7 @@ from runs_service.services.series import (
     apply_changes,
     summarize,
 )
-from runs_service.services.upsert import dialect_insert
+from runs_service.services.upsert import Overwrite
 
 # (metric_name, client_key, block): one block of one series of a run.
 BlockKey = tuple[str, int, int]
@@ -47,6 +47,7 @@ BLOCK_FIELDS = (
     "max_value",
 )
 _COLUMNS = tuple(getattr(MetricBlock, name) for name in BLOCK_FIELDS)
+BLOCK_KEY_COLUMNS = ("run_id", "metric_name", "client_key", "block")
 # Blocks have no best: only the series as a whole has one.
 _NO_BEST = BestRule(None)
 
@@ -92,44 +93,37 @@ def block_points(run_id: int, key: BlockKey) -> list[Point]:
     return [tuple(row) for row in db.session.connection().execute(query)]
 
 
-def apply_block_changes(
+def changed_blocks(
     run_id: int,
     changes: Mapping[tuple[str, int], Sequence[Change]],
     stored: Mapping[BlockKey, SeriesSummary],
-) -> None:
-    """Bring the blocks of the changed metric-point series up to date (the points are written).
+) -> dict[BlockKey, SeriesSummary | None]:
+    """The blocks the changes of metric-point series rewrite (None: no point left).
 
     changes are per series, as metric_summaries gets them, and must not hold
     server-evaluation series; stored holds the stored blocks they fall in (read before
-    the write, with the batch's other reads). One upsert whatever the batch.
+    the write, with the batch's other reads). A block whose stored facts cannot absorb
+    its changes is recomputed from its points, so the points must be written first.
     """
-    by_block = {key: batch for key, batch in block_changes(changes).items() if batch}
     written: dict[BlockKey, SeriesSummary | None] = {}
-    for key, batch in by_block.items():
+    for key, batch in block_changes(changes).items():
         updated = apply_changes(stored.get(key), batch, _NO_BEST)
         if updated is RECOMPUTE:
             updated = summarize(block_points(run_id, key), _NO_BEST)
         if updated != stored.get(key):
             written[key] = updated
-    write_blocks(run_id, written)
+    return written
 
 
-@functools.cache
-def _upsert_statement(dialect: str) -> Insert:
-    insert = dialect_insert(db.session, MetricBlock.__table__)
-    return insert.on_conflict_do_update(
-        index_elements=["run_id", "metric_name", "client_key", "block"],
-        set_={name: insert.excluded[name] for name in BLOCK_FIELDS},
-    )
-
-
-def write_blocks(run_id: int, blocks: Mapping[BlockKey, SeriesSummary | None]) -> None:
-    """Store these blocks of a run (None: the block has no point left)."""
+def block_rows(run_id: int, blocks: Mapping[BlockKey, SeriesSummary | None]) -> Overwrite:
+    """The rows that store these blocks (those with no point left are not among them)."""
     rows = [_row_of(run_id, key, summary) for key, summary in blocks.items() if summary]
+    return Overwrite(MetricBlock.__table__, BLOCK_KEY_COLUMNS, rows)
+
+
+def delete_blocks(run_id: int, blocks: Mapping[BlockKey, SeriesSummary | None]) -> None:
+    """Delete the blocks that have no point left (None)."""
     gone = [key for key, summary in blocks.items() if summary is None]
-    if rows:
-        dialect = db.session.get_bind().dialect.name
-        db.session.connection().execute(_upsert_statement(dialect), rows)
     if gone:
         db.session.execute(
             delete(MetricBlock).where(

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     CompoundSelect,
     Float,
-    Insert,
     Integer,
     Row,
     Select,
@@ -49,11 +48,12 @@ from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.services.metric_blocks import (
     BLOCK_FIELDS,
     BlockKey,
-    apply_block_changes,
+    block_rows,
     block_summary,
+    changed_blocks,
     computed_blocks,
+    delete_blocks,
     stored_blocks,
-    write_blocks,
 )
 from runs_service.services.runs import get_run
 from runs_service.services.series import (
@@ -65,13 +65,14 @@ from runs_service.services.series import (
     apply_changes,
     summarize,
 )
-from runs_service.services.upsert import dialect_insert
+from runs_service.services.upsert import Overwrite, overwrite
 
 # (metric_name, client_key): one series of a run.
 SeriesKey = tuple[str, int]
 # Server evaluations order before a run-level metric point of the same name and step.
 SERVER_ROUND_KEY = -2
 
+SUMMARY_KEY_COLUMNS = ("run_id", "metric_name", "client_key")
 SUMMARY_FIELDS = (
     "count",
     "value_sum",
@@ -377,31 +378,29 @@ def apply_series_changes(
         result[key] = updated
         if updated != stored.get(key):
             written[key] = updated
-    _write(run_id, written)
-    apply_block_changes(
+    blocks = changed_blocks(
         run_id,
         {key: batch for key, batch in changes.items() if not of_evaluations(*key, federated)},
         stored_blocks,
     )
+    _write(run_id, written, blocks)
     return result
 
 
-@functools.cache
-def _upsert_statement(dialect: str) -> Insert:
-    insert = dialect_insert(db.session, MetricSummary.__table__)
-    return insert.on_conflict_do_update(
-        index_elements=["run_id", "metric_name", "client_key"],
-        set_={name: insert.excluded[name] for name in SUMMARY_FIELDS},
-    )
-
-
-def _write(run_id: int, summaries: Mapping[SeriesKey, SeriesSummary | None]) -> None:
-    gone = [key for key, summary in summaries.items() if summary is None]
+def _write(
+    run_id: int,
+    summaries: Mapping[SeriesKey, SeriesSummary | None],
+    blocks: Mapping[BlockKey, SeriesSummary | None],
+) -> None:
+    """Store series summaries and blocks (None: gone), both upserts in one round trip."""
     rows = [
         _row_of(run_id, key, summary) for key, summary in summaries.items() if summary is not None
     ]
-    if rows:
-        db.session.connection().execute(_upsert_statement(db.session.get_bind().dialect.name), rows)
+    overwrite(
+        db.session,
+        [Overwrite(MetricSummary.__table__, SUMMARY_KEY_COLUMNS, rows), block_rows(run_id, blocks)],
+    )
+    gone = [key for key, summary in summaries.items() if summary is None]
     if gone:
         db.session.execute(
             delete(MetricSummary).where(
@@ -409,6 +408,7 @@ def _write(run_id: int, summaries: Mapping[SeriesKey, SeriesSummary | None]) -> 
                 tuple_(MetricSummary.metric_name, MetricSummary.client_key).in_(gone),
             )
         )
+    delete_blocks(run_id, blocks)
 
 
 def run_level_summaries(run_id: int, names: Iterable[str]) -> dict[str, SeriesSummary]:
@@ -545,9 +545,8 @@ def refresh_run_metric_summaries(run_id: int) -> tuple[int, int]:
         )
     }
     summaries = _differences(stored, _summaries_of(metric_points, evaluation_points))
-    _write(run_id, summaries)
     blocks = _differences(stored_blocks(run_id), computed_blocks(metric_points))
-    write_blocks(run_id, blocks)
+    _write(run_id, summaries, blocks)
     return len(summaries), len(blocks)
 
 
