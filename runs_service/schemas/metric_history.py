@@ -17,6 +17,7 @@ from runs_service.catalogue import (
     MAX_SERIES_NAME_LENGTH,
     MAX_STEP,
     MIN_MAX_POINTS,
+    display_name,
 )
 from runs_service.models.run import RunStatus, TrainingMode
 from runs_service.schemas.fields import storable_text
@@ -173,6 +174,14 @@ class SeriesSchema(Schema):
     """One series: columnar steps and values, the shape chart libraries take."""
 
     name = fields.String()
+    display_name = fields.Function(
+        lambda series: display_name(series["name"]),
+        metadata={
+            "description": "The name as people read it (the catalogue's: val_acc is "
+            "Validation accuracy); a name the catalogue does not know, as it is.",
+            "example": "Validation accuracy",
+        },
+    )
     client = fields.String(
         allow_none=True, metadata={"description": "Client identifier; null for run-level series."}
     )

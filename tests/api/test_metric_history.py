@@ -93,6 +93,7 @@ def test_every_run_level_series_comes_back_columnar_by_default(client, centraliz
     val_acc = _by_name(answer)["val_acc"]
     assert val_acc == {
         "name": "val_acc",
+        "display_name": "Validation accuracy",
         "client": None,
         "total_points": 10,
         "downsampled": False,
@@ -100,6 +101,8 @@ def test_every_run_level_series_comes_back_columnar_by_default(client, centraliz
         "values": [step / 10 for step in range(10)],
     }
     assert _by_name(answer)["my_custom_metric"]["values"] == [42.5]
+    # A name the catalogue does not know is shown as it is.
+    assert _by_name(answer)["my_custom_metric"]["display_name"] == "my_custom_metric"
 
 
 def test_names_come_back_in_the_order_asked_and_unknown_names_are_empty(client, centralized):

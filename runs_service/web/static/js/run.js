@@ -108,9 +108,11 @@
           return;
         }
         const server = s.name.indexOf("server_") === 0;
+        const named = s.display_name !== s.name;
         const plot = RunsCharts.lineChart(container, {
-          title: s.name,
-          note: [server ? "server evaluation" : "", title(s)].filter(Boolean).join(" · "),
+          title: s.display_name,
+          note: [named ? s.name : "", server ? "server evaluation" : "", title(s)]
+            .filter(Boolean).join(" · "),
           xLabel: unit,
           series: [{ label: s.name }],
           data: columns(s),
