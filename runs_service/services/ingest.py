@@ -144,7 +144,7 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         also=series_to_read(run),
         federated=federated,
     )
-    record_metric_batch(run, result.inserted, new_clients, series, changes)
+    record_metric_batch(run, result.inserted, new_clients, series, changes, state.run_bests)
     db.session.commit()
     return result
 

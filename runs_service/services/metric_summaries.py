@@ -40,6 +40,7 @@ from runs_service.models import (
     MetricSummary,
     Run,
     RunMetric,
+    RunSummary,
     ServerEvaluation,
     TrainingMode,
 )
@@ -55,6 +56,7 @@ from runs_service.services.metric_blocks import (
     delete_blocks,
     stored_blocks,
 )
+from runs_service.services.rollups import BEST_COLUMNS
 from runs_service.services.runs import get_run
 from runs_service.services.series import (
     RECOMPUTE,
@@ -135,7 +137,7 @@ def _row_of(run_id: int, key: SeriesKey, summary: SeriesSummary) -> dict[str, An
 
 PointKey = tuple[str, int, int, int]  # (metric_name, step, client_key, round_key)
 # What each row of the batch-state statement is.
-_POINT, _SUMMARY, _BLOCK = 0, 1, 2
+_POINT, _SUMMARY, _BLOCK, _RUN_BESTS = 0, 1, 2, 3
 
 
 class BatchState(NamedTuple):
@@ -147,22 +149,34 @@ class BatchState(NamedTuple):
     summaries: dict[SeriesKey, SeriesSummary]
     # The stored blocks of the batch's names over its block range.
     blocks: dict[BlockKey, SeriesSummary]
+    # The run's stored bests (RunSummary best_* columns); None when it has no summary row.
+    run_bests: dict[str, float | None] | None = None
 
 
 def _padded(kind: int, columns: Mapping[str, Any]) -> list[Any]:
     """The batch-state statement's columns, typed nulls where a table has no such column."""
-    types = {"metric_name": String, "value": Float, "value_sum": Float}
-    names = ("metric_name", "client_key", "position", "round_key", "value", *SUMMARY_FIELDS)
+    floats = {"value", "value_sum", *BEST_COLUMNS}
+    names = (
+        "metric_name",
+        "client_key",
+        "position",
+        "round_key",
+        "value",
+        *SUMMARY_FIELDS,
+        *BEST_COLUMNS,
+    )
     padded = [literal(kind, Integer).label("kind")]
     for name in names:
-        column_type = types.get(name, Float if name.endswith("_value") else Integer)
+        is_float = name in floats or name.endswith("_value")
+        column_type = String if name == "metric_name" else Float if is_float else Integer
         padded.append(columns.get(name, cast(null(), column_type)).label(name))
     return padded
 
 
 @functools.cache
 def _batch_state_query() -> CompoundSelect:
-    # Three index ranges (point key, summary key, block key), one round trip.
+    # Three index ranges (point key, summary key, block key) and the run's summary row
+    # (for the analytics roll-ups), one round trip.
     points = select(
         *_padded(
             _POINT,
@@ -207,16 +221,21 @@ def _batch_state_query() -> CompoundSelect:
         MetricBlock.metric_name.in_(bindparam("names", expanding=True)),
         MetricBlock.block.between(bindparam("low_block"), bindparam("high_block")),
     )
-    return union_all(points, summaries, blocks)
+    run_bests = select(
+        *_padded(_RUN_BESTS, {name: getattr(RunSummary, name) for name in BEST_COLUMNS})
+    ).where(RunSummary.run_id == bindparam("run_id"))
+    return union_all(points, summaries, blocks, run_bests)
 
 
 def read_batch_state(
     run_id: int, rows: Sequence[Mapping[str, Any]], also: Iterable[SeriesKey] = ()
 ) -> BatchState:
-    """The stored points, summaries and blocks a metric batch may change (one statement).
+    """The stored points, summaries, blocks and run bests a metric batch may change (one
+    statement).
 
     rows are the run_metrics rows about to be upserted; `also` names more series whose
-    summaries the caller needs (read along, at no extra round trip).
+    summaries the caller needs (read along, at no extra round trip). The caller holds the
+    run's lock, so nothing read here changes before the batch writes.
     """
     steps = [row["step"] for row in rows]
     names = {row["metric_name"] for row in rows}
@@ -230,16 +249,18 @@ def read_batch_state(
         "low_block": block_of(low),
         "high_block": block_of(high),
     }
-    state = BatchState({}, {}, {})
+    points, summaries, blocks, run_bests = {}, {}, {}, None
     for row in db.session.connection().execute(_batch_state_query(), parameters):
         name, client_key, position = row.metric_name, row.client_key, row.position
         if row.kind == _POINT:
-            state.points[(name, position, client_key, row.round_key)] = row.value
+            points[(name, position, client_key, row.round_key)] = row.value
         elif row.kind == _SUMMARY:
-            state.summaries[(name, client_key)] = _summary_of(row)
+            summaries[(name, client_key)] = _summary_of(row)
+        elif row.kind == _BLOCK:
+            blocks[(name, client_key, position)] = block_summary(row._mapping)
         else:
-            state.blocks[(name, client_key, position)] = block_summary(row._mapping)
-    return state
+            run_bests = {column: row._mapping[column] for column in BEST_COLUMNS}
+    return BatchState(points, summaries, blocks, run_bests)
 
 
 def of_evaluations(name: str, client_key: int, federated: bool) -> bool:

@@ -187,14 +187,21 @@ def _update_statement(columns: tuple[str, ...]) -> Update:
     )
 
 
-def _update_summary(run: Run, values: dict[str, Any]) -> None:
+# A run's stored bests not read yet.
+_UNREAD = object()
+
+
+def _update_summary(run: Run, values: dict[str, Any], old_bests: Any = _UNREAD) -> None:
     """UPDATE the run's summary row; a missing row (a restore without them) is rebuilt whole.
 
-    metrics_count and registered_clients in `values` are increments.
+    metrics_count and registered_clients in `values` are increments. old_bests: the
+    stored bests if the caller read them in this transaction under the run's lock
+    (None: no summary row), else they are read here when the bests change.
     """
     values = {**values, "updated_at": utc_now()}
     bests_change = any(column in values for column in rollups.BEST_COLUMNS)
-    old_bests = rollups.stored_bests(run.id) if bests_change else None
+    if bests_change and old_bests is _UNREAD:
+        old_bests = rollups.stored_bests(run.id)
     statement = _update_statement(tuple(sorted(values)))
     result = db.session.connection().execute(statement, {**values, "summary_run_id": run.id})
     if result.rowcount != 1:
@@ -220,9 +227,11 @@ def record_metric_batch(
     new_clients: int,
     series: Mapping[SeriesKey, SeriesSummary | None],
     changed: Iterable[SeriesKey],
+    old_bests: Mapping[str, float | None] | None,
 ) -> None:
     """Update a run's summary after a metric batch from its series (series_to_read's and
-    the changed ones, as apply_series_changes returns them)."""
+    the changed ones, as apply_series_changes returns them); old_bests are the run's
+    stored bests as the batch read them (BatchState.run_bests)."""
     values: dict[str, Any] = {
         "metrics_count": inserted,
         "registered_clients": new_clients,
@@ -242,7 +251,7 @@ def record_metric_batch(
             refresh_run_summary(run)
             return
         values.update(facts)
-    _update_summary(run, values)
+    _update_summary(run, values, old_bests)
 
 
 def record_evaluation_batch(
