@@ -8,7 +8,20 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Subquery, and_, bindparam, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Subquery,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from runs_service.catalogue import (
     ALL_STATUSES,
@@ -151,6 +164,42 @@ def _mode_metrics_query(filters: frozenset[str], value: str = "best") -> Select:
     return query.where(*run_stats.run_filters(filters)).group_by(Run.training_mode)
 
 
+class _Unindexed(FunctionElement):
+    """A column SQLite must not look up by index (`+column`): the column itself elsewhere."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_Unindexed)
+def _unindexed_standard(element: _Unindexed, compiler: SQLCompiler, **kw) -> str:
+    return compiler.process(element.clauses.clauses[0], **kw)
+
+
+@compiles(_Unindexed, "sqlite")
+def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw) -> str:
+    return "+" + compiler.process(element.clauses.clauses[0], **kw)
+
+
+# Filters that match a large share of the runs: the top runs walk the best index past
+# the few runs that do not match rather than sort every run that does.
+_COARSE_FILTERS = {
+    "status": lambda: _Unindexed(Run.status) == bindparam("status", type_=Run.status.type),
+    "training_mode": lambda: (
+        _Unindexed(Run.training_mode) == bindparam("training_mode", type_=Run.training_mode.type)
+    ),
+}
+
+
+def _top_runs_filters(filters: frozenset[str]) -> list[ColumnElement[bool]]:
+    """The run filters of the top runs. Under status and training_mode only, SQLite is kept
+    from starting at the runs' status or mode index (which has it sort every match: 250 ms
+    at 100,000 runs, statistics or not); PostgreSQL walks the best index by itself."""
+    if filters <= _COARSE_FILTERS.keys():
+        return [_COARSE_FILTERS[name]() for name in sorted(filters)]
+    return run_stats.run_filters(filters)
+
+
 @functools.cache
 def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
     """Runs by rank_by, highest first, runs without it last, ties by id descending.
@@ -169,7 +218,7 @@ def _top_runs_query(filters: frozenset[str], rank_by: str) -> Select:
         )
         .select_from(RunSummary)
         .join(Run, Run.id == RunSummary.run_id)
-        .where(*run_stats.run_filters(filters))
+        .where(*_top_runs_filters(filters))
         .order_by(_best(rank_by).desc().nulls_last(), RunSummary.run_id.desc())
         .limit(bindparam("top_n"))
     )
