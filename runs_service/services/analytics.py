@@ -181,20 +181,25 @@ def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw) -> str:
     return "+" + compiler.process(element.clauses.clauses[0], **kw)
 
 
-# Filters that match a large share of the runs: the top runs walk the best index past
-# the few runs that do not match rather than sort every run that does.
+# Filters under which the top runs walk the best index past the runs that do not match
+# rather than sort every run that does (which grows with the number of runs).
 _COARSE_FILTERS = {
     "status": lambda: _Unindexed(Run.status) == bindparam("status", type_=Run.status.type),
     "training_mode": lambda: (
         _Unindexed(Run.training_mode) == bindparam("training_mode", type_=Run.training_mode.type)
     ),
+    # The runs of the last `days`: walking the best index reads about top_n × (all runs ÷
+    # runs of those days) rows, whatever the number of runs; sorting them reads them all.
+    "started_after": lambda: (
+        _Unindexed(Run.start_time) >= bindparam("started_after", type_=Run.start_time.type)
+    ),
 }
 
 
 def _top_runs_filters(filters: frozenset[str]) -> list[ColumnElement[bool]]:
-    """The run filters of the top runs. Under status and training_mode only, SQLite is kept
-    from starting at the runs' status or mode index (which has it sort every match: 250 ms
-    at 100,000 runs, statistics or not); PostgreSQL walks the best index by itself."""
+    """The run filters of the top runs. Under status, training_mode and days only, SQLite
+    is kept from starting at a runs index (which has it sort every match: 98 ms at 100,000
+    runs, statistics or not); PostgreSQL's planner chooses for itself."""
     if filters <= _COARSE_FILTERS.keys():
         return [_COARSE_FILTERS[name]() for name in sorted(filters)]
     return run_stats.run_filters(filters)
