@@ -107,13 +107,22 @@ def run_contribution(run: Run, bests: Mapping[str, float | None] | None) -> Cont
     return contribution(run.id, run.training_mode, run.status, run.start_time, run.end_time, bests)
 
 
+def _connection() -> Any:
+    """The session's connection: Core statements skip the ORM's per-statement work (the
+    write path runs these on every batch; the caller flushes what must be seen)."""
+    return db.session.connection()
+
+
+@functools.cache
+def _stored_bests_query() -> Select:
+    return select(*(getattr(RunSummary, column) for column in BEST_COLUMNS)).where(
+        RunSummary.run_id == bindparam("run_id")
+    )
+
+
 def stored_bests(run_id: int) -> dict[str, float | None] | None:
     """The run's stored best values (best_* columns), or None when it has no summary."""
-    row = db.session.execute(
-        select(*(getattr(RunSummary, column) for column in BEST_COLUMNS)).where(
-            RunSummary.run_id == run_id
-        )
-    ).one_or_none()
+    row = _connection().execute(_stored_bests_query(), {"run_id": run_id}).one_or_none()
     return None if row is None else dict(zip(BEST_COLUMNS, row, strict=True))
 
 
@@ -230,11 +239,12 @@ def move_contribution(old: Contribution | None, new: Contribution | None) -> Non
     for key in sorted(increments, key=_sortable):
         offered = new.accuracy if new is not None and new.key == key else None
         row = {**dict(zip(KEY_COLUMNS, key, strict=True)), **increments[key]}
-        runs = db.session.execute(statement, {**row, "max_accuracy": offered}).scalar_one()
+        runs = _connection().execute(statement, {**row, "max_accuracy": offered}).scalar_one()
         if runs == 0:
             # The group's last run left: no row, as a rebuild would leave none.
             emptied.add(key)
-            db.session.execute(_delete_empty_statement(), dict(zip(KEY_COLUMNS, key, strict=True)))
+            named = dict(zip(KEY_COLUMNS, key, strict=True))
+            _connection().execute(_delete_empty_statement(), named)
     held = old.accuracy if old is not None else None
     if held is None or old.key in emptied:
         return
@@ -244,7 +254,7 @@ def move_contribution(old: Contribution | None, new: Contribution | None) -> Non
     mode, status, day, shard = old.key
     day_start, day_end = _day_bounds(day)
     sharded = status is RunStatus.IN_PROGRESS
-    db.session.execute(
+    _connection().execute(
         _recompute_max_statement(sharded),
         {
             "key_training_mode": mode,
