@@ -6,7 +6,8 @@
 Loading 100,000 runs through the HTTP API takes 20+ minutes per database on a 2-core
 machine, so this bulk loader writes the seeded workload of `benchmarks.workload` (the
 same runs as `benchmarks.run`: mode, status, start and end times) straight into `runs`
-with SQL, and each run's `run_summaries` row with the best values the service would
+with SQL (each run in one of ten experiments, `exp-0`..`exp-9`), and each run's
+`run_summaries` row with the best values the service would
 derive from the run's points (max of `val_acc`/`val_precision`/`val_recall`/`val_f1`/
 `val_auroc` over epochs; federated: of the server evaluations over training rounds, SPEC
 §3). The points themselves are not written: analytics reads runs, run summaries and
@@ -64,6 +65,8 @@ IN_PROCESS_QUERIES = {
     "default": {},
     "days=30": {"days": 30},
     "all, federated": {"status": "all", "training_mode": "federated"},
+    # Not in the roll-ups: read from the matching runs either way (a tenth of the runs).
+    "experiment": {"experiment": "exp-3"},
 }
 
 
@@ -75,6 +78,7 @@ def http_queries() -> dict[str, str]:
         "default": base,
         "days=30": f"{base}?days={days}",
         "all, federated": f"{base}?status=all&training_mode=federated",
+        "experiment": f"{base}?experiment=exp-3",
     }
 
 
@@ -127,6 +131,8 @@ def bulk_load(app: Any, size: int, seed: int) -> float:
                     "run_description": body["run_description"],
                     "source_path": body["source_path"],
                     "config": body["config"],
+                    # Ten experiments, so the experiment filter matches a tenth of the runs.
+                    "experiment": f"exp-{run_id % 10}",
                 }
             )
             summaries.append(
