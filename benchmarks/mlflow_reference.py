@@ -883,7 +883,7 @@ def compare(kind: str, size: int, settings: harness.Settings) -> Comparison:
                     "MB",
                     rss_mb(process_tree(master)),
                     rss_mb(process_tree(their_pid)),
-                    "the CLI, uvicorn's parent, its workers, the job runner and its consumer",
+                    "the CLI, uvicorn's parent and workers, the job runner and its huey consumers",
                 )
             )
             figures.append(
