@@ -18,11 +18,14 @@ from runs_service.errors import Conflict, InvalidInput
 from runs_service.extensions import db
 from runs_service.models import Client, Run, RunMetric, ServerEvaluation, TrainingMode
 from runs_service.services.metric_summaries import (
-    apply_series_changes,
+    delete_gone,
     evaluation_changes,
     existing_evaluations,
     metric_point_changes,
     read_batch_state,
+    series_update,
+    series_writes,
+    store_series_update,
     stored_summaries,
 )
 from runs_service.services.runs import get_run
@@ -126,25 +129,35 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1)
     )
     federated = run.training_mode is TrainingMode.FEDERATED
-    state = read_batch_state(run_id, rows, also=series_to_read(run))
+    also = series_to_read(run)
+    state = read_batch_state(run_id, rows, also=also)
     changes = metric_point_changes(rows, state.points, federated=federated)
-    result = upsert(
-        db.session,
-        RunMetric.__table__,
-        rows,
-        key_columns=("run_id", "metric_name", "step", "client_key", "round_key"),
-        value_columns=("metric_value", "dataset_type", "timestamp"),
-    )
     # Summaries follow the points this batch changed, never the run's whole history.
-    series = apply_series_changes(
+    update = series_update(
         run_id,
         changes,
         state.summaries,
         state.blocks,
-        also=series_to_read(run),
+        also,
         federated=federated,
+        points_written=False,
     )
-    record_metric_batch(run, result.inserted, new_clients, series, changes, state.run_bests)
+    key_columns = ("run_id", "metric_name", "step", "client_key", "round_key")
+    value_columns = ("metric_value", "dataset_type", "timestamp")
+    if update is not None:
+        # Points, summaries and blocks stored together (PostgreSQL: one statement).
+        writes = series_writes(run_id, update)
+        result = upsert(db.session, RunMetric.__table__, rows, key_columns, value_columns, writes)
+        delete_gone(run_id, update)
+    else:
+        # A change the stored facts cannot absorb: the points first, then the series and
+        # blocks it touched recomputed from them.
+        result = upsert(db.session, RunMetric.__table__, rows, key_columns, value_columns)
+        update = series_update(
+            run_id, changes, state.summaries, state.blocks, also, federated=federated
+        )
+        store_series_update(run_id, update)
+    record_metric_batch(run, result.inserted, new_clients, update.series, changes, state.run_bests)
     db.session.commit()
     return result
 
@@ -188,7 +201,9 @@ def log_server_evaluations(
     also = series_to_read(run)
     stored = stored_summaries(run_id, [*changes, *also])
     # Server-evaluation series have no blocks.
-    series = apply_series_changes(run_id, changes, stored, {}, also=also, federated=True)
+    update = series_update(run_id, changes, stored, {}, also, federated=True)
+    store_series_update(run_id, update)
+    series = update.series
     record_evaluation_batch(run, rows, previous, series, changes)
     db.session.commit()
     return result

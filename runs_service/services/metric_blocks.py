@@ -97,18 +97,23 @@ def changed_blocks(
     run_id: int,
     changes: Mapping[tuple[str, int], Sequence[Change]],
     stored: Mapping[BlockKey, SeriesSummary],
-) -> dict[BlockKey, SeriesSummary | None]:
+    *,
+    points_written: bool = True,
+) -> dict[BlockKey, SeriesSummary | None] | None:
     """The blocks the changes of metric-point series rewrite (None: no point left).
 
     changes are per series, as metric_summaries gets them, and must not hold
     server-evaluation series; stored holds the stored blocks they fall in (read before
     the write, with the batch's other reads). A block whose stored facts cannot absorb
-    its changes is recomputed from its points, so the points must be written first.
+    its changes is recomputed from its points; before they are written
+    (points_written=False) the answer is then None.
     """
     written: dict[BlockKey, SeriesSummary | None] = {}
     for key, batch in block_changes(changes).items():
         updated = apply_changes(stored.get(key), batch, _NO_BEST)
         if updated is RECOMPUTE:
+            if not points_written:
+                return None
             updated = summarize(block_points(run_id, key), _NO_BEST)
         if updated != stored.get(key):
             written[key] = updated

@@ -367,7 +367,17 @@ def series_points(run_id: int, name: str, client_key: int, federated: bool) -> l
     return points
 
 
-def apply_series_changes(
+class SeriesUpdate(NamedTuple):
+    """What a batch does to series summaries and blocks (None: gone)."""
+
+    # The changed series and the caller's extra ones, as they are after the batch.
+    series: dict[SeriesKey, SeriesSummary | None]
+    # The summaries and blocks to store.
+    summaries: dict[SeriesKey, SeriesSummary | None]
+    blocks: dict[BlockKey, SeriesSummary | None]
+
+
+def series_update(
     run_id: int,
     changes: Mapping[SeriesKey, Sequence[Change]],
     stored: Mapping[SeriesKey, SeriesSummary],
@@ -375,53 +385,57 @@ def apply_series_changes(
     also: Iterable[SeriesKey] = (),
     *,
     federated: bool = False,
-) -> dict[SeriesKey, SeriesSummary | None]:
-    """Bring the summaries of the changed series up to date; return them (None = gone).
+    points_written: bool = True,
+) -> SeriesUpdate | None:
+    """The summaries and blocks after the changes, from the stored ones.
 
     `stored` holds the stored summaries of the changed series and of `also` (whose
     summaries are returned for the caller), `stored_blocks` the stored blocks the
-    changed metric points fall in, both read before the write (BatchState). A series is
-    recomputed from its points only when its stored facts cannot absorb the change;
-    everything is written back in one upsert per table. The caller's transaction holds
-    the run's lock and commits.
+    changed metric points fall in, both read before the write (BatchState). A series or
+    block is recomputed from its points only when its stored facts cannot absorb the
+    change; before the points are written (points_written=False) the answer is then None.
+    The caller's transaction holds the run's lock.
     """
     changes = {key: batch for key, batch in changes.items() if batch}
     wanted = set(also) | changes.keys()
-    result: dict[SeriesKey, SeriesSummary | None] = {
+    series: dict[SeriesKey, SeriesSummary | None] = {
         key: stored.get(key) for key in wanted - changes.keys()
     }
-    written: dict[SeriesKey, SeriesSummary | None] = {}
+    summaries: dict[SeriesKey, SeriesSummary | None] = {}
     for key, batch in changes.items():
         updated = apply_changes(stored.get(key), batch, series_rule(key[0]))
         if updated is RECOMPUTE:
-            points = series_points(run_id, *key, federated)
-            updated = summarize(points, series_rule(key[0]))
-        result[key] = updated
+            if not points_written:
+                return None
+            updated = summarize(series_points(run_id, *key, federated), series_rule(key[0]))
+        series[key] = updated
         if updated != stored.get(key):
-            written[key] = updated
+            summaries[key] = updated
     blocks = changed_blocks(
         run_id,
         {key: batch for key, batch in changes.items() if not of_evaluations(*key, federated)},
         stored_blocks,
+        points_written=points_written,
     )
-    _write(run_id, written, blocks)
-    return result
+    return None if blocks is None else SeriesUpdate(series, summaries, blocks)
 
 
-def _write(
-    run_id: int,
-    summaries: Mapping[SeriesKey, SeriesSummary | None],
-    blocks: Mapping[BlockKey, SeriesSummary | None],
-) -> None:
-    """Store series summaries and blocks (None: gone), both upserts in one round trip."""
+def series_writes(run_id: int, update: SeriesUpdate) -> list[Overwrite]:
+    """The upserts that store an update's summaries and blocks (deletions aside)."""
     rows = [
-        _row_of(run_id, key, summary) for key, summary in summaries.items() if summary is not None
+        _row_of(run_id, key, summary)
+        for key, summary in update.summaries.items()
+        if summary is not None
     ]
-    overwrite(
-        db.session,
-        [Overwrite(MetricSummary.__table__, SUMMARY_KEY_COLUMNS, rows), block_rows(run_id, blocks)],
-    )
-    gone = [key for key, summary in summaries.items() if summary is None]
+    return [
+        Overwrite(MetricSummary.__table__, SUMMARY_KEY_COLUMNS, rows),
+        block_rows(run_id, update.blocks),
+    ]
+
+
+def delete_gone(run_id: int, update: SeriesUpdate) -> None:
+    """Delete the summaries and blocks an update leaves without points."""
+    gone = [key for key, summary in update.summaries.items() if summary is None]
     if gone:
         db.session.execute(
             delete(MetricSummary).where(
@@ -429,7 +443,13 @@ def _write(
                 tuple_(MetricSummary.metric_name, MetricSummary.client_key).in_(gone),
             )
         )
-    delete_blocks(run_id, blocks)
+    delete_blocks(run_id, update.blocks)
+
+
+def store_series_update(run_id: int, update: SeriesUpdate) -> None:
+    """Store an update's summaries and blocks (PostgreSQL: both upserts in one statement)."""
+    overwrite(db.session, series_writes(run_id, update))
+    delete_gone(run_id, update)
 
 
 def run_level_summaries(run_id: int, names: Iterable[str]) -> dict[str, SeriesSummary]:
@@ -567,7 +587,7 @@ def refresh_run_metric_summaries(run_id: int) -> tuple[int, int]:
     }
     summaries = _differences(stored, _summaries_of(metric_points, evaluation_points))
     blocks = _differences(stored_blocks(run_id), computed_blocks(metric_points))
-    _write(run_id, summaries, blocks)
+    store_series_update(run_id, SeriesUpdate({}, summaries, blocks))
     return len(summaries), len(blocks)
 
 

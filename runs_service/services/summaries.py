@@ -230,7 +230,7 @@ def record_metric_batch(
     old_bests: Mapping[str, float | None] | None,
 ) -> None:
     """Update a run's summary after a metric batch from its series (series_to_read's and
-    the changed ones, as apply_series_changes returns them); old_bests are the run's
+    the changed ones, as series_update returns them); old_bests are the run's
     stored bests as the batch read them (BatchState.run_bests)."""
     values: dict[str, Any] = {
         "metrics_count": inserted,

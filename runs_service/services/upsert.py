@@ -131,20 +131,84 @@ def _source(
     raise NotImplementedError(f"upserts are not implemented for {dialect.name}")
 
 
+@dataclass(frozen=True)
+class Overwrite:
+    """Rows to store in a table, replacing every value of a row whose key exists."""
+
+    table: Table
+    key_columns: Sequence[str]
+    rows: Sequence[dict[str, Any]]
+
+
+def _overwrite_statements(dialect: Dialect, writes: Sequence[Overwrite]) -> list[tuple[str, Any]]:
+    """INSERT … ON CONFLICT DO UPDATE of every non-key column, one per table with rows.
+
+    PostgreSQL: from unnest arrays (one parameter per column); SQLite: one-row VALUES
+    for an executemany, cheaper in-process than reading the rows back from JSON.
+    """
+    quote = dialect.identifier_preparer.quote
+    statements: list[tuple[str, Any]] = []
+    for write in (write for write in writes if write.rows):
+        if dialect.name == "sqlite":
+            columns, values = _values(write.table, write.rows, dialect)
+            source = f"VALUES ({', '.join('?' for _ in columns)})"
+            parameters: Any = [tuple(row) for row in values]
+        else:
+            columns, source, source_parameters = _source(write.table, write.rows, dialect)
+            parameters = tuple(source_parameters)
+        assignments = ", ".join(
+            f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in write.key_columns
+        )
+        sql = (
+            f"INSERT INTO {quote(write.table.name)} ({', '.join(map(quote, columns))}) {source}"
+            f" ON CONFLICT ({', '.join(map(quote, write.key_columns))})"
+            f" DO UPDATE SET {assignments}"
+        )
+        statements.append((sql, parameters))
+    return statements
+
+
+def _with_writes(statements: Sequence[tuple[str, Any]], last: tuple[str, Any]) -> tuple[str, Any]:
+    """PostgreSQL: one statement running `statements` as data-modifying WITHs, then `last`."""
+    if not statements:
+        return last
+    ctes = ", ".join(f"write_{index} AS ({sql})" for index, (sql, _) in enumerate(statements))
+    parameters = tuple(value for _, group in (*statements, last) for value in group)
+    return f"WITH {ctes} {last[0]}", parameters
+
+
+def overwrite(session: Session, writes: Sequence[Overwrite]) -> None:
+    """Store rows of several tables, replacing every value of a row whose key exists.
+
+    PostgreSQL: one statement (a data-modifying WITH per table but the last), one round
+    trip; SQLite: an executemany per table. Every row of a table has the same keys.
+    """
+    dialect = session.get_bind().dialect
+    statements = _overwrite_statements(dialect, writes)
+    if dialect.name == "postgresql" and statements:
+        statements = [_with_writes(statements[:-1], statements[-1])]
+    for statement, parameters in statements:
+        session.connection().exec_driver_sql(statement, parameters)
+
+
 def upsert(
     session: Session,
     table: Table,
     rows: Sequence[dict[str, Any]],
     key_columns: Sequence[str],
     value_columns: Sequence[str],
+    also: Sequence[Overwrite] = (),
 ) -> BatchResult:
     """Insert rows, overwrite those whose values changed, and count what happened.
 
     The update only fires when a value differs, so unchanged rows return nothing;
     `updated_at` is null on a fresh insert, which tells inserted from updated
     without reading first (no check-then-insert race). Every row has the same keys.
+    `also` are overwrites of other tables sent with it: on PostgreSQL in the same
+    statement (one round trip), on SQLite before it.
     """
     if not rows:
+        overwrite(session, also)
         return BatchResult()
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
@@ -160,52 +224,13 @@ def upsert(
     # Spelled here and sent to the driver as is: SQLAlchemy's statement construction and
     # per-parameter processing cost more than the database's work on small batches.
     parameters = (*source_parameters, _bound_now(table, dialect))
+    if dialect.name == "postgresql":
+        statement, parameters = _with_writes(
+            _overwrite_statements(dialect, also), (statement, parameters)
+        )
+    else:
+        overwrite(session, also)
     written = session.connection().exec_driver_sql(statement, parameters).scalars().all()
     inserted = sum(1 for updated_at in written if updated_at is None)
     updated = len(written) - inserted
     return BatchResult(inserted, updated, len(rows) - len(written))
-
-
-@dataclass(frozen=True)
-class Overwrite:
-    """Rows to store in a table, replacing every value of a row whose key exists."""
-
-    table: Table
-    key_columns: Sequence[str]
-    rows: Sequence[dict[str, Any]]
-
-
-def overwrite(session: Session, writes: Sequence[Overwrite]) -> None:
-    """INSERT … ON CONFLICT DO UPDATE of every non-key column, for several tables at once.
-
-    PostgreSQL: one statement over unnest arrays (a data-modifying WITH per table but the
-    last), one round trip. SQLite, in-process with no round trip to save: an executemany
-    per table, cheaper there than reading the rows back from JSON. Every row of a table
-    has the same keys.
-    """
-    dialect = session.get_bind().dialect
-    quote = dialect.identifier_preparer.quote
-    statements: list[str] = []
-    parameters: list[Any] = []
-    for write in (write for write in writes if write.rows):
-        if dialect.name == "sqlite":
-            columns, values = _values(write.table, write.rows, dialect)
-            source = f"VALUES ({', '.join('?' for _ in columns)})"
-            parameters.append([tuple(row) for row in values])
-        else:
-            columns, source, source_parameters = _source(write.table, write.rows, dialect)
-            parameters.append(tuple(source_parameters))
-        assignments = ", ".join(
-            f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in write.key_columns
-        )
-        statements.append(
-            f"INSERT INTO {quote(write.table.name)} ({', '.join(map(quote, columns))}) {source}"
-            f" ON CONFLICT ({', '.join(map(quote, write.key_columns))})"
-            f" DO UPDATE SET {assignments}"
-        )
-    if dialect.name == "postgresql" and len(statements) > 1:
-        ctes = ", ".join(f"write_{index} AS ({sql})" for index, sql in enumerate(statements[:-1]))
-        statements = [f"WITH {ctes} {statements[-1]}"]
-        parameters = [tuple(value for group in parameters for value in group)]
-    for statement, values in zip(statements, parameters, strict=True):
-        session.connection().exec_driver_sql(statement, values)
