@@ -94,6 +94,17 @@ def _known_client_ids(run_id: int, identifiers: Sequence[str]) -> dict[str, int]
     return dict(rows.all())
 
 
+def _point_order(point: dict[str, Any]) -> tuple[str, int, str, int]:
+    """Points of a batch by metric, step, client and round."""
+    round_number = point.get("round_number")
+    return (
+        point["metric_name"],
+        point["step"],
+        point.get("client_identifier") or "",
+        -1 if round_number is None else round_number,
+    )
+
+
 def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
     """Write a batch of metric points; the same point written again replaces its value."""
     reject_duplicates(
@@ -104,12 +115,10 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
         "metrics",
         "metric, step, client and round",
     )
-    run = get_run(run_id, for_update=True)
-    if any("client_identifier" in p or "round_number" in p for p in points):
-        _require_federated(run, "client-local metrics (client_identifier, round_number)")
-    client_ids, new_clients = _client_ids(
-        run_id, (p["client_identifier"] for p in points if "client_identifier" in p)
-    )
+    # The rows are built before the run's lock: on SQLite everything from the lock to the
+    # commit holds the database's one write lock. A stable order makes concurrent
+    # overlapping batches lock rows in the same order.
+    points = sorted(points, key=_point_order)
     rows = [
         {
             "run_id": run_id,
@@ -118,16 +127,21 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
             "metric_value": float(p["metric_value"]),
             "step": p["step"],
             "dataset_type": (p.get("dataset_type") or dataset_type_for(p["metric_name"])),
-            "client_id": client_ids.get(p.get("client_identifier")),
+            "client_id": None,
             "round_number": p.get("round_number"),
             "timestamp": p.get("timestamp"),
         }
         for p in points
     ]
-    # A stable order makes concurrent overlapping batches lock rows in the same order.
-    rows.sort(
-        key=lambda r: (r["metric_name"], r["step"], r["client_id"] or 0, r["round_number"] or -1)
+    run = get_run(run_id, for_update=True)
+    if any("client_identifier" in p or "round_number" in p for p in points):
+        _require_federated(run, "client-local metrics (client_identifier, round_number)")
+    client_ids, new_clients = _client_ids(
+        run_id, (p["client_identifier"] for p in points if "client_identifier" in p)
     )
+    if client_ids:
+        for row, point in zip(rows, points, strict=True):
+            row["client_id"] = client_ids.get(point.get("client_identifier"))
     federated = run.training_mode is TrainingMode.FEDERATED
     also = series_to_read(run)
     state = read_batch_state(run_id, rows, also=also)
