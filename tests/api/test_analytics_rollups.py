@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from runs_service.catalogue import ALL_STATUSES
 from runs_service.extensions import db
@@ -234,6 +234,30 @@ def test_rollups_answer_as_the_scan_after_any_writes(app, client, fixed_clock, o
                         (value or 0) - (other or 0)
                     ) <= 1.00001e-4
         assert rollups.rebuild_rollups() == 0
+    # The run list's totals under status and mode filters are sums of the roll-ups.
+    for query in LIST_FILTERS:
+        answer = client.get("/api/runs/list", query_string={**query, "limit": 1}).get_json()
+        statuses = query.get("status", "completed,failed,in_progress").split(",")
+        modes = query.get("training_mode", "centralized,federated").split(",")
+        with app.app_context():
+            counted = db.session.scalar(
+                select(func.count())
+                .select_from(Run)
+                .where(
+                    Run.status.in_([RunStatus(status) for status in statuses]),
+                    Run.training_mode.in_([TrainingMode(mode) for mode in modes]),
+                )
+            )
+        assert answer["total"] == counted, query
+
+
+LIST_FILTERS = (
+    {},
+    {"status": "completed"},
+    {"status": "failed,in_progress"},
+    {"training_mode": "federated"},
+    {"status": "completed", "training_mode": "centralized"},
+)
 
 
 def test_a_group_maximum_is_recomputed_when_its_holder_drops(app, client, create_run, auth):
