@@ -27,7 +27,9 @@ from runs_service.services.series import (
     Point,
     SeriesSummary,
     apply_changes,
+    columns_of_summary,
     summarize,
+    summary_of_columns,
 )
 from runs_service.services.upsert import Overwrite
 
@@ -53,11 +55,7 @@ _NO_BEST = BestRule(None)
 
 
 def block_summary(values: Mapping[str, Any]) -> SeriesSummary:
-    return SeriesSummary(
-        count=values["count"],
-        total=values["value_sum"],
-        **{name: values[name] for name in BLOCK_FIELDS[2:]},
-    )
+    return summary_of_columns(values, BLOCK_FIELDS)
 
 
 def _row_of(run_id: int, key: BlockKey, summary: SeriesSummary) -> dict[str, Any]:
@@ -66,9 +64,7 @@ def _row_of(run_id: int, key: BlockKey, summary: SeriesSummary) -> dict[str, Any
         "metric_name": key[0],
         "client_key": key[1],
         "block": key[2],
-        "count": summary.count,
-        "value_sum": summary.total,
-        **{name: getattr(summary, name) for name in BLOCK_FIELDS[2:]},
+        **columns_of_summary(summary, BLOCK_FIELDS),
     }
 
 

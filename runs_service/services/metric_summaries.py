@@ -65,7 +65,9 @@ from runs_service.services.series import (
     Point,
     SeriesSummary,
     apply_changes,
+    columns_of_summary,
     summarize,
+    summary_of_columns,
 )
 from runs_service.services.upsert import Overwrite, overwrite
 
@@ -113,12 +115,7 @@ def series_rule(name: str) -> BestRule:
 
 
 def _summary_of(row: Row | Mapping[str, Any]) -> SeriesSummary:
-    values = row._mapping if isinstance(row, Row) else row
-    return SeriesSummary(
-        count=values["count"],
-        total=values["value_sum"],
-        **{name: values[name] for name in SUMMARY_FIELDS[2:]},
-    )
+    return summary_of_columns(row._mapping if isinstance(row, Row) else row, SUMMARY_FIELDS)
 
 
 def _row_of(run_id: int, key: SeriesKey, summary: SeriesSummary) -> dict[str, Any]:
@@ -126,9 +123,7 @@ def _row_of(run_id: int, key: SeriesKey, summary: SeriesSummary) -> dict[str, An
         "run_id": run_id,
         "metric_name": key[0],
         "client_key": key[1],
-        "count": summary.count,
-        "value_sum": summary.total,
-        **{name: getattr(summary, name) for name in SUMMARY_FIELDS[2:]},
+        **columns_of_summary(summary, SUMMARY_FIELDS),
     }
 
 

@@ -126,23 +126,29 @@ def stored_bests(run_id: int) -> dict[str, float | None] | None:
     return None if row is None else dict(zip(BEST_COLUMNS, row, strict=True))
 
 
+def _contributions_query() -> Select:
+    """What runs contribute to their roll-ups: id, mode, status, times and bests."""
+    return select(
+        Run.id,
+        Run.training_mode,
+        Run.status,
+        Run.start_time,
+        Run.end_time,
+        *(getattr(RunSummary, column) for column in BEST_COLUMNS),
+    ).outerjoin(RunSummary, RunSummary.run_id == Run.id)
+
+
+def contribution_of(row: Any) -> Contribution:
+    """The contribution of a row of _contributions_query."""
+    return contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+
+
 def stored_contribution(run_id: int) -> Contribution | None:
     """The contribution of the run as the database holds it now (None: no such run)."""
-    row = db.session.execute(
-        select(
-            Run.id,
-            Run.training_mode,
-            Run.status,
-            Run.start_time,
-            Run.end_time,
-            *(getattr(RunSummary, column) for column in BEST_COLUMNS),
-        )
-        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
-        .where(Run.id == run_id)
-    ).one_or_none()
+    row = db.session.execute(_contributions_query().where(Run.id == run_id)).one_or_none()
     if row is None:
         return None
-    return contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+    return contribution_of(row)
 
 
 # --- Writing: one run's contribution moves ---
@@ -295,21 +301,10 @@ def _lock_for_rebuild() -> None:
 
 def computed_rollups() -> dict[GroupKey, dict[str, Any]]:
     """Every roll-up row as the runs and their summaries say it should be."""
-    rows = db.session.execute(
-        select(
-            Run.id,
-            Run.training_mode,
-            Run.status,
-            Run.start_time,
-            Run.end_time,
-            *(getattr(RunSummary, column) for column in BEST_COLUMNS),
-        )
-        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
-        .execution_options(yield_per=5000)
-    )
+    rows = db.session.execute(_contributions_query().execution_options(yield_per=5000))
     groups: dict[GroupKey, dict[str, Any]] = {}
     for row in rows:
-        part = contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+        part = contribution_of(row)
         group = groups.setdefault(part.key, {**dict.fromkeys(SUM_COLUMNS, 0), "max_accuracy": None})
         for column, amount in part.sums(1).items():
             group[column] += amount
@@ -444,18 +439,7 @@ def _rollup_totals_query(by_mode: bool, since_day: bool) -> Select:
 @functools.cache
 def _runs_query(filters: frozenset[str]) -> Select:
     """The matching runs' facts that make their contributions."""
-    return (
-        select(
-            Run.id,
-            Run.training_mode,
-            Run.status,
-            Run.start_time,
-            Run.end_time,
-            *(getattr(RunSummary, column) for column in BEST_COLUMNS),
-        )
-        .outerjoin(RunSummary, RunSummary.run_id == Run.id)
-        .where(*run_stats.run_filters(filters))
-    )
+    return _contributions_query().where(*run_stats.run_filters(filters))
 
 
 def totals_by_group(
@@ -481,7 +465,7 @@ def totals_by_group(
         day_end = _day_bounds(boundary.date())[1]
         edge = {**params, "started_after": boundary, "started_before": day_end}
         for row in db.session.execute(_runs_query(run_stats.filter_names(edge)), edge):
-            part = contribution(*row[:5], dict(zip(BEST_COLUMNS, row[5:], strict=True)))
+            part = contribution_of(row)
             group(row.training_mode, row.status).add(part.sums(1), part.accuracy)
     query = _rollup_totals_query(training_mode is not None, started_after is not None)
     for row in db.session.execute(query, params):

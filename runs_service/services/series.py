@@ -10,9 +10,9 @@ changed point held a first/last/min/max/best, or a tie it cannot order).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 Direction = Literal["max", "min"] | None
 Point = tuple[int, int, float]
@@ -48,6 +48,28 @@ class SeriesSummary:
     def mean(self) -> float:
         """The mean of the series' values to 4 places."""
         return round(self.total / self.count, 4)
+
+
+def summary_of_columns(values: Mapping[str, Any], fields: Sequence[str]) -> SeriesSummary:
+    """A summary from stored columns: count, value_sum, then `fields`' (step, value) pairs.
+
+    The series summaries store every field, the blocks all but best (metric_summaries,
+    metric_blocks); both name the total `value_sum`.
+    """
+    return SeriesSummary(
+        count=values["count"],
+        total=values["value_sum"],
+        **{name: values[name] for name in fields if name not in ("count", "value_sum")},
+    )
+
+
+def columns_of_summary(summary: SeriesSummary, fields: Sequence[str]) -> dict[str, Any]:
+    """The stored columns of a summary (summary_of_columns' inverse)."""
+    return {
+        "count": summary.count,
+        "value_sum": summary.total,
+        **{name: getattr(summary, name) for name in fields if name not in ("count", "value_sum")},
+    }
 
 
 class Change(NamedTuple):
