@@ -138,6 +138,7 @@ def bulk_load(app: Any, size: int, seed: int) -> float:
             summaries.append(
                 {
                     "run_id": run_id,
+                    "training_mode": body["training_mode"],
                     "metrics_count": len(run.metrics),
                     "has_server_evaluation": bool(run.evaluations),
                     "num_rounds": sum(1 for e in run.evaluations if e["round_number"] >= 1),

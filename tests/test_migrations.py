@@ -6,6 +6,7 @@ import os
 import random
 from datetime import timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
@@ -262,6 +263,67 @@ def test_metric_blocks_revision_fills_them_from_existing_points(
                     assert same_summary(stored[key], block), (key, stored[key], block)
             # The federated run's run-level server_auc points are no metric series.
             assert ("server_auc", 0) not in {key[:2] for key in stored_blocks(2)}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+
+def test_run_summary_training_mode_revision_copies_each_runs_mode(
+    database_url, tmp_path, is_postgres
+):
+    """Summaries written before 0009, then the upgrade: each holds its run's mode, which
+    is required and checked from then on."""
+    from sqlalchemy.exc import IntegrityError
+
+    from runs_service.models import RunSummary
+
+    if is_postgres:
+        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
+    else:
+        url, drop = "sqlite:///" + str(tmp_path / "before_summary_mode.db"), (lambda: None)
+    app = make_app(url, tmp_path)
+    rng = random.Random(9)
+    modes = {number: rng.choice(["centralized", "federated"]) for number in range(1, 31)}
+    try:
+        with app.app_context():
+            upgrade(revision="0008")
+            db.session.execute(
+                Run.__table__.insert(),
+                [
+                    {"id": number, "training_mode": mode, "status": "completed"}
+                    | {"start_time": utc_now()}
+                    for number, mode in modes.items()
+                ],
+            )
+            db.session.execute(
+                RunSummary.__table__.insert(),
+                [
+                    {
+                        "run_id": number,
+                        "metrics_count": 0,
+                        "best_accuracy": rng.choice([None, rng.random()]),
+                        "has_server_evaluation": False,
+                        "num_rounds": 0,
+                        "registered_clients": 0,
+                        "updated_at": utc_now(),
+                    }
+                    for number in modes
+                ],
+            )
+            db.session.commit()
+            upgrade()
+            stored = dict(
+                db.session.execute(text("SELECT run_id, training_mode FROM run_summaries")).all()
+            )
+            assert stored == modes
+            for wrong in (None, "both"):
+                with pytest.raises(IntegrityError):
+                    db.session.execute(
+                        text("UPDATE run_summaries SET training_mode = :mode WHERE run_id = 1"),
+                        {"mode": wrong},
+                    )
+                db.session.rollback()
             db.session.remove()
             db.engine.dispose()
     finally:

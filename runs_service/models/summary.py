@@ -14,7 +14,11 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from runs_service.extensions import Base
+from runs_service.models.run import TrainingMode, enum_column
 from runs_service.models.types import UTCDateTime, only_on, utc_now
+
+# The best scores the list and the analytics top runs can sort by without sorting every run.
+BEST_INDEXED = ("accuracy", "recall")
 
 
 class RunSummary(Base):
@@ -25,6 +29,9 @@ class RunSummary(Base):
     )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    # The run's mode, copied from runs (it never changes after create) so the top runs of
+    # one mode walk a per-mode best index instead of passing the other mode's runs.
+    training_mode: Mapped[TrainingMode] = mapped_column(enum_column(TrainingMode, "training_mode"))
     # Stored metric points, client-local ones included.
     metrics_count: Mapped[int] = mapped_column(Integer, default=0)
     # The run's best validation metrics (SPEC §3): over epochs, or over training rounds.
@@ -49,13 +56,27 @@ class RunSummary(Base):
 
 # PostgreSQL reads an ascending index backwards as DESC NULLS FIRST, so the list's
 # DESC NULLS LAST sorts need their own indexes; SQLite has no NULLS LAST in index
-# definitions, and walks the ascending ones above for both directions.
-for _column in (RunSummary.best_accuracy, RunSummary.best_recall):
+# definitions, and walks the ascending ones for both directions (run_id, its rowid,
+# orders the ties). The per-mode ones serve the analytics top runs of one mode.
+for _column in BEST_INDEXED:
+    _best = getattr(RunSummary, f"best_{_column}")
     only_on(
         "postgresql",
         Index(
-            f"ix_run_summaries_{_column.key}_desc",
-            _column.desc().nulls_last(),
+            f"ix_run_summaries_best_{_column}_desc",
+            _best.desc().nulls_last(),
             RunSummary.run_id.desc(),
         ),
+    )
+    only_on(
+        "postgresql",
+        Index(
+            f"ix_run_summaries_mode_best_{_column}_desc",
+            RunSummary.training_mode,
+            _best.desc().nulls_last(),
+            RunSummary.run_id.desc(),
+        ),
+    )
+    only_on(
+        "sqlite", Index(f"ix_run_summaries_mode_best_{_column}", RunSummary.training_mode, _best)
     )

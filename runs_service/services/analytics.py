@@ -185,8 +185,10 @@ def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw) -> str:
 # rather than sort every run that does (which grows with the number of runs).
 _COARSE_FILTERS = {
     "status": lambda: _Unindexed(Run.status) == bindparam("status", type_=Run.status.type),
+    # The summary's copy of the mode leads the per-mode best indexes (BEST_INDEXED): the
+    # walk reads that mode's runs only.
     "training_mode": lambda: (
-        _Unindexed(Run.training_mode) == bindparam("training_mode", type_=Run.training_mode.type)
+        RunSummary.training_mode == bindparam("training_mode", type_=RunSummary.training_mode.type)
     ),
     # The runs of the last `days`: walking the best index reads about top_n × (all runs ÷
     # runs of those days) rows, whatever the number of runs; sorting them reads them all.

@@ -73,7 +73,7 @@ def create_or_find_run(fields: dict[str, Any]) -> tuple[Run, bool]:
     if existing is not None:
         return existing, False
     columns = {name: value for name, value in fields.items() if name != "tags"}
-    run = Run(**columns, summary=RunSummary())
+    run = Run(**columns, summary=RunSummary(training_mode=columns["training_mode"]))
     run.set_tags(fields.get("tags") or [])
     if run.start_time is None:
         run.start_time = utc_now()

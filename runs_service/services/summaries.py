@@ -82,7 +82,9 @@ def refresh_run_summary(
     values = summary_values(load_history_view(run), metrics_count, clients)
     values["updated_at"] = utc_now()
     old_bests = rollups.stored_bests(run.id) if track_rollups else None
-    insert = dialect_insert(db.session, RunSummary.__table__).values(run_id=run.id, **values)
+    insert = dialect_insert(db.session, RunSummary.__table__).values(
+        run_id=run.id, training_mode=run.training_mode, **values
+    )
     db.session.execute(insert.on_conflict_do_update(index_elements=["run_id"], set_=values))
     if track_rollups:
         rollups.move_contribution(

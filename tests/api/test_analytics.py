@@ -464,3 +464,25 @@ def test_an_unknown_value_is_422_naming_it(client):
 
     assert response.status_code == 422
     assert "value" in response.get_json()["errors"]["query"]
+
+
+@pytest.mark.parametrize("rank_by", ["accuracy", "recall"])
+def test_top_runs_of_one_mode_walk_that_modes_best_index(app, runs, is_postgres, rank_by):
+    """No sort of every matching run, and no pass over the other mode's runs (SQLite's
+    plan; PostgreSQL's planner picks by its statistics)."""
+    if is_postgres:
+        return
+    from runs_service.extensions import db
+    from runs_service.services.analytics import _top_runs_query
+
+    query = _top_runs_query(frozenset({"status", "training_mode"}), rank_by)
+    params = {"status": "completed", "training_mode": "federated", "top_n": 5}
+    with app.app_context():
+        compiled = query.compile(db.engine)
+        values = {**params, **compiled.construct_params(params)}
+        positional = tuple(values[name] for name in compiled.positiontup)
+        connection = db.session.connection()
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional)
+        plan = [row[-1] for row in rows]
+    assert any(f"USING INDEX ix_run_summaries_mode_best_{rank_by}" in line for line in plan), plan
+    assert not any("TEMP B-TREE" in line for line in plan), plan
