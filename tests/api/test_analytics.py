@@ -466,23 +466,49 @@ def test_an_unknown_value_is_422_naming_it(client):
     assert "value" in response.get_json()["errors"]["query"]
 
 
+def sqlite_plan(app, query, params: dict[str, Any]) -> list[str]:
+    """SQLite's EXPLAIN QUERY PLAN lines of a statement with these parameters."""
+    from runs_service.extensions import db
+
+    with app.app_context():
+        compiled = query.compile(db.engine)
+        values = {**params, **compiled.construct_params(params)}
+        positional = tuple(values[name] for name in compiled.positiontup)
+        rows = db.session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional)
+        return [row[-1] for row in rows]
+
+
 @pytest.mark.parametrize("rank_by", ["accuracy", "recall"])
 def test_top_runs_of_one_mode_walk_that_modes_best_index(app, runs, is_postgres, rank_by):
     """No sort of every matching run, and no pass over the other mode's runs (SQLite's
     plan; PostgreSQL's planner picks by its statistics)."""
     if is_postgres:
         return
-    from runs_service.extensions import db
     from runs_service.services.analytics import _top_runs_query
 
     query = _top_runs_query(frozenset({"status", "training_mode"}), rank_by)
-    params = {"status": "completed", "training_mode": "federated", "top_n": 5}
-    with app.app_context():
-        compiled = query.compile(db.engine)
-        values = {**params, **compiled.construct_params(params)}
-        positional = tuple(values[name] for name in compiled.positiontup)
-        connection = db.session.connection()
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional)
-        plan = [row[-1] for row in rows]
+    plan = sqlite_plan(
+        app, query, {"status": "completed", "training_mode": "federated", "top_n": 5}
+    )
     assert any(f"USING INDEX ix_run_summaries_mode_best_{rank_by}" in line for line in plan), plan
     assert not any("TEMP B-TREE" in line for line in plan), plan
+
+
+def test_statements_over_an_experiments_runs_start_from_its_index(app, runs, is_postgres):
+    """Not from the runs of a status or a mode, nearly every run (SQLite's plan)."""
+    if is_postgres:
+        return
+    from runs_service.services import analytics
+
+    filters = frozenset({"experiment", "status", "training_mode"})
+    params = {"experiment": "e", "status": "completed", "training_mode": "federated", "top_n": 5}
+    for query in (
+        analytics._status_counts_query(filters),
+        analytics._mode_metrics_query(filters),
+        analytics._top_runs_query(filters, "accuracy"),
+    ):
+        plan = sqlite_plan(app, query, params)
+        assert any(
+            line.startswith("SEARCH runs USING INDEX ix_runs_experiment_start_time")
+            for line in plan
+        ), plan
