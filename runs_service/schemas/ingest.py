@@ -166,7 +166,7 @@ class MetricPointList(fields.List):
         # The batch cap first, so an oversized batch costs no per-item work.
         if len(value) > MAX_METRICS_PER_BATCH:
             raise ValidationError(f"Longer than maximum length {MAX_METRICS_PER_BATCH}.")
-        schema = MetricPointSchema()
+        schema = self.inner.schema  # the Nested field's instance, built once
         points: list[dict[str, Any]] = []
         errors: dict[int, Any] = {}
         for index, item in enumerate(value):
