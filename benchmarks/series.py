@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.series                 # both databases
     .venv/bin/python -m benchmarks.series --databases sqlite --repetitions 20
+    .venv/bin/python -m benchmarks.series --direct --cases compare_10x3   # one case
 
 For each database: a fresh database, gunicorn (2 workers) as benchmarks.run serves it,
 loaded through the write API with one run holding a 100,000-point series, one holding a
@@ -111,8 +112,8 @@ def refresh_summaries(url: str) -> None:
         raise BenchmarkError(f"flask refresh-summaries failed:\n{done.stderr[-2000:]}")
 
 
-def load(port: int, url: str, direct: bool) -> dict[str, str]:
-    """Store the workload; answer the path of every case."""
+def load(port: int, url: str, direct: bool, cases: list[str]) -> dict[str, str]:
+    """Store the workload of the chosen cases; answer the path of each."""
     client = Client(port)
     pending: list[tuple[int, str, float, int]] = []
 
@@ -122,13 +123,22 @@ def load(port: int, url: str, direct: bool) -> dict[str, str]:
         else:
             post_series(client, run_id, name, values)
 
+    paths = {}
     try:
-        history_100k = create_run(client)
-        store(history_100k, "val_loss", noisy_curve(100_000, 1))
-        history_1m = create_run(client)
-        store(history_1m, "val_loss", noisy_curve(1_000_000, 2))
+        if "history_100k" in cases:
+            run_id = create_run(client)
+            store(run_id, "val_loss", noisy_curve(100_000, 1))
+            paths["history_100k"] = (
+                f"/api/runs/{run_id}/metric-history?names=val_loss&max_points=1000"
+            )
+        if "history_1m" in cases:
+            run_id = create_run(client)
+            store(run_id, "val_loss", noisy_curve(1_000_000, 2))
+            paths["history_1m"] = (
+                f"/api/runs/{run_id}/metric-history?names=val_loss&max_points=1000"
+            )
         compared = []
-        for index in range(COMPARE_RUNS):
+        for index in range(COMPARE_RUNS if "compare_10x3" in cases else 0):
             run_id = create_run(client)
             epochs = COMPARE_EPOCHS - 50 * index  # runs of different lengths
             for position, name in enumerate(COMPARE_METRICS):
@@ -142,15 +152,15 @@ def load(port: int, url: str, direct: bool) -> dict[str, str]:
     if pending:
         insert_series(url, pending)
         refresh_summaries(url)
-    return {
-        "history_100k": f"/api/runs/{history_100k}/metric-history?names=val_loss&max_points=1000",
-        "history_1m": f"/api/runs/{history_1m}/metric-history?names=val_loss&max_points=1000",
-        "compare_10x3": "/api/runs/compare?run_ids="
-        + ",".join(map(str, compared))
-        + "&names="
-        + ",".join(COMPARE_METRICS)
-        + "&max_points=500",
-    }
+    if compared:
+        paths["compare_10x3"] = (
+            "/api/runs/compare?run_ids="
+            + ",".join(map(str, compared))
+            + "&names="
+            + ",".join(COMPARE_METRICS)
+            + "&max_points=500"
+        )
+    return paths
 
 
 def check(key: str, data: bytes) -> None:
@@ -185,13 +195,15 @@ def measure(port: int, paths: dict[str, str], repetitions: int, warmup: int) -> 
     }
 
 
-def benchmark(kind: str, postgres_url: str, repetitions: int, warmup: int, direct: bool) -> dict:
+def benchmark(
+    kind: str, postgres_url: str, repetitions: int, warmup: int, direct: bool, cases: list[str]
+) -> dict:
     settings = SimpleNamespace(postgres_url=postgres_url)
     with tempfile.TemporaryDirectory(prefix="runs-series-") as directory:
         workdir = Path(directory)
         with fresh_database(kind, workdir, settings) as url, service(url, workdir) as (port, _):
             started = time.perf_counter()
-            paths = load(port, url, direct)
+            paths = load(port, url, direct, cases)
             print(f"{kind}: loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             settle(kind, url)
             return measure(port, paths, repetitions, warmup)
@@ -204,6 +216,8 @@ def table(results: dict[str, dict]) -> str:
         "|---|---|" + "---|" * len(kinds),
     ]
     for key, label, target in CASES:
+        if key not in results[kinds[0]]:
+            continue
         cells = [
             f"{results[kind][key]['p50_ms']:.1f} / {results[kind][key]['p95_ms']:.1f} ms "
             f"({results[kind][key]['p50_ms'] / target:.2f}×)"
@@ -225,11 +239,18 @@ def main(argv: list[str] | None = None) -> int:
         help="insert the points with SQL instead of the write API (loads in seconds; the "
         "reads timed are the same)",
     )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=[key for key, _, _ in CASES],
+        default=[key for key, _, _ in CASES],
+        help="the cases to load and time (default: all; the 1,000,000-point one loads longest)",
+    )
     args = parser.parse_args(argv)
     results = {}
     for kind in args.databases:
         results[kind] = benchmark(
-            kind, args.postgres_url, args.repetitions, args.warmup, args.direct
+            kind, args.postgres_url, args.repetitions, args.warmup, args.direct, args.cases
         )
         print(json.dumps({kind: results[kind]}), file=sys.stderr, flush=True)
     print(table(results))
