@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Float, Integer, TextClause, text
+from sqlalchemy import Dialect, Float, Integer, TextClause, bindparam, text
 
 from runs_service.catalogue import (
     MAX_STEP,
@@ -33,24 +34,16 @@ from runs_service.extensions import db
 from runs_service.models import Client, MetricSummary, Run, RunMetric, TrainingMode
 from runs_service.models.metric_block import BLOCK_STEPS, block_of
 from runs_service.models.types import UTCDateTime
+from runs_service.services.downsampling import (
+    BUCKET_OF_SQL,
+    BUCKET_START_SQL,
+    bucket_count,
+    m4_positions,
+)
 from runs_service.services.metric_summaries import read_metric_summaries
 from runs_service.services.runs import get_run
 
 _SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
-
-
-# M4 keeps at most four points per bucket (first, last, lowest, highest).
-POINTS_PER_BUCKET = 4
-
-
-def bucket_count(max_points: int) -> int:
-    """How many M4 buckets fit max_points: four points each, at least one bucket."""
-    return max(1, max_points // POINTS_PER_BUCKET)
-
-
-def bucket_of(step: int, lo: int, hi: int, buckets: int) -> int:
-    """The bucket of a step in the grid of `buckets` equal-width buckets over lo..hi."""
-    return (step - lo) * buckets // (hi - lo + 1)
 
 
 @dataclass(frozen=True)
@@ -267,12 +260,12 @@ def raw_points(sources: Sequence[Source], lo: int, hi: int) -> list[Points]:
 def _m4_statement(source: Source) -> str:
     """M4 over one series: the ids of each bucket's first, last, lowest and highest point.
 
-    Bucket b of nb over lo..hi holds the steps s with floor((s - lo) * nb / span) = b,
-    span = hi - lo + 1, which are lo + ceil(b * span / nb) <= s < lo + ceil((b+1) * span / nb).
-    Every lookup is a range scan of one bucket on the series' index; the lowest and
-    highest values are found first (MATERIALIZED: once per bucket), then the earliest
-    point holding each, so ties go to the earliest point on every database. The kept
-    ids are read back by primary key (MATERIALIZED: never a join over the whole series).
+    Bucket b of nb over lo..hi holds the steps from its start up to the next bucket's
+    start (services.downsampling). Every lookup is a range scan of one bucket on the
+    series' index; the lowest and highest values are found first (MATERIALIZED: once per
+    bucket), then the earliest point holding each, so ties go to the earliest point on
+    every database. The kept ids are read back by primary key (MATERIALIZED: never a join
+    over the whole series).
     """
     table, step, value = source.table, source.step, source.value
     in_bucket = f"{source.where} AND {step} >= s0 AND {step} < s1"
@@ -286,8 +279,8 @@ bounds AS MATERIALIZED (
         (SELECT min({value}) FROM {table} WHERE {in_bucket}) AS low,
         (SELECT max({value}) FROM {table} WHERE {in_bucket}) AS high
     FROM (
-        SELECT :lo + (CAST(b AS BIGINT) * :span + :nb - 1) / :nb AS s0,
-            :lo + ((CAST(b AS BIGINT) + 1) * :span + :nb - 1) / :nb AS s1
+        SELECT {BUCKET_START_SQL.format(bucket="b")} AS s0,
+            {BUCKET_START_SQL.format(bucket="b + 1")} AS s1
         FROM buckets
     ) AS grid
 ),
@@ -328,7 +321,7 @@ def _blocked_m4_statement(dialect: str) -> str:
     at its step through the point index, and the kept points read back by primary key.
     """
     greatest, least = ("GREATEST", "LEAST") if dialect == "postgresql" else ("max", "min")
-    bucket = "(CAST({step} - :lo AS BIGINT) * :nb / :span)"
+    bucket = BUCKET_OF_SQL
     series = "run_id = :run_id AND metric_name = :name AND client_key = :client_key"
     return f"""
 WITH blocks AS MATERIALIZED (
@@ -401,6 +394,128 @@ def _reads_blocks(request: SeriesRequest, lo: int, hi: int, buckets: int) -> boo
     return request.source.table == "run_metrics" and (hi - lo + 1) // buckets >= _MIN_BLOCKED_BUCKET
 
 
+# A metric series whose buckets hold few points is cheaper read whole (one statement for
+# all such series of an answer) and reduced in Python than by the per-bucket statement,
+# whose cost is per bucket: below this many points per bucket on average, on both
+# databases. Past a few tens of thousands of points in one answer, building the rows in
+# Python costs more than it saves, so the whole reads of an answer stop at the second
+# bound (measurements: BENCHMARKS.md, "compare").
+MAX_POINTS_PER_BUCKET_READ_WHOLE = 12
+MAX_POINTS_READ_WHOLE = 30_000
+
+# One range of the point index per run and name. Ordered by step only: on SQLite any
+# further order term (round_key) costs a sort of every row; _in_point_order puts the
+# rounds of a step in order where a series has them.
+_WHOLE_SERIES = text(
+    "SELECT run_id, metric_name, step, round_key, metric_value, timestamp FROM run_metrics"
+    " WHERE run_id IN :run_ids AND metric_name IN :names AND client_key = :client_key"
+    " AND step BETWEEN :lo AND :hi ORDER BY run_id, metric_name, step"
+).bindparams(bindparam("run_ids", expanding=True), bindparam("names", expanding=True))
+
+_Column = Sequence[Any]
+
+
+def _in_point_order(
+    steps: _Column, rounds: _Column, values: _Column, timestamps: _Column
+) -> tuple[_Column, _Column, _Column]:
+    """A series' (steps, values, timestamps) in (step, round) order."""
+    if len(set(steps)) == len(steps):
+        return steps, values, timestamps
+    order = sorted(range(len(steps)), key=lambda index: (steps[index], rounds[index]))
+    return tuple([column[index] for index in order] for column in (steps, values, timestamps))
+
+
+def _whole_metric_series(
+    requests: Sequence[SeriesRequest], lo: int, hi: int
+) -> dict[tuple[int, int, str], tuple[_Column, _Column, _Column]]:
+    """(steps, values, raw timestamps) of each metric series within lo..hi.
+
+    One statement per client key (one in practice: an answer holds run-level series or
+    one client's), keyed (client_key, run_id, name).
+    """
+    found = {}
+    for client_key in sorted({request.client_key for request in requests}):
+        chosen = [request for request in requests if request.client_key == client_key]
+        params = {
+            "run_ids": sorted({request.run_id for request in chosen}),
+            "names": sorted({request.name for request in chosen}),
+            "client_key": client_key,
+            "lo": lo,
+            "hi": hi,
+        }
+        rows = db.session.execute(_WHOLE_SERIES, params).all()
+        if not rows:
+            continue
+        run_ids, names, steps, rounds, values, timestamps = zip(*rows, strict=True)
+        start = 0
+        for (run_id, name), members in groupby(zip(run_ids, names, strict=True)):
+            end = start + len(list(members))
+            found[client_key, run_id, name] = _in_point_order(
+                steps[start:end], rounds[start:end], values[start:end], timestamps[start:end]
+            )
+            start = end
+    return found
+
+
+def whole_downsampled_points(
+    requests: Sequence[SeriesRequest],
+    grids: Sequence[tuple[int, int]],
+    lo: int,
+    hi: int,
+    buckets: int,
+) -> list[Points]:
+    """M4 of metric series, each over `buckets` buckets of its grid, read whole in Python.
+
+    The same points as downsampled_points (tests/api/test_downsampling.py): every point
+    of the series in lo..hi by one statement, reduced by downsampling.m4_positions.
+    Only the kept points' timestamps are converted.
+    """
+    if not requests:
+        return []
+    found = _whole_metric_series(requests, lo, hi)
+    dialect = _dialect_object()
+    as_datetime = (
+        _POINT_COLUMNS["measured_at"].dialect_impl(dialect).result_processor(dialect, None)
+    )
+    answers = []
+    for request, (first, last) in zip(requests, grids, strict=True):
+        steps, values, timestamps = found.get(
+            (request.client_key, request.run_id, request.name), ((), (), ())
+        )
+        kept = m4_positions(steps, values, first, last, buckets)
+        moments = [timestamps[position] for position in kept]
+        if any(moment is not None for moment in moments):
+            moments = [as_datetime(moment) for moment in moments]
+        answers.append(
+            Points(
+                [steps[position] for position in kept],
+                [values[position] for position in kept],
+                [None if moment is None else moment.isoformat() for moment in moments],
+            )
+        )
+    return answers
+
+
+def _read_whole(
+    requests: Sequence[SeriesRequest],
+    extents: Sequence[Extent],
+    candidates: Iterable[int],
+    buckets: int,
+) -> list[int]:
+    """The candidates (indexes of metric series) read whole: sparse ones, in order, in budget."""
+    chosen, total = [], 0
+    for index in candidates:
+        count = extents[index].count
+        if (
+            requests[index].source.table == "run_metrics"
+            and count < MAX_POINTS_PER_BUCKET_READ_WHOLE * buckets
+            and total + count <= MAX_POINTS_READ_WHOLE
+        ):
+            chosen.append(index)
+            total += count
+    return chosen
+
+
 @dataclass(frozen=True)
 class SeriesRequest:
     """One series an answer holds: what it is called and where its points are."""
@@ -454,17 +569,39 @@ def read_series(
             min(extent.first_step for extent in present),
             max(extent.last_step for extent in present),
         )
+    buckets = bucket_count(max_points)
+    grids = {
+        index: grid or (extent.first_step, extent.last_step)
+        for index, extent in enumerate(extents)
+        if index not in raw
+    }
+    blocked = {index for index in grids if _reads_blocks(requests[index], *grids[index], buckets)}
+    whole = _read_whole(
+        requests, extents, [index for index in grids if index not in blocked], buckets
+    )
+    reduced = dict(
+        zip(
+            whole,
+            whole_downsampled_points(
+                [requests[index] for index in whole],
+                [grids[index] for index in whole],
+                lo,
+                hi,
+                buckets,
+            ),
+            strict=True,
+        )
+    )
     answers = []
     for index, (request, extent) in enumerate(zip(requests, extents, strict=True)):
         if index in raw:
             points = raw[index]
+        elif index in reduced:
+            points = reduced[index]
+        elif index in blocked:
+            points = blocked_points(request, *grids[index], buckets)
         else:
-            first, last = grid or (extent.first_step, extent.last_step)
-            buckets = bucket_count(max_points)
-            if _reads_blocks(request, first, last, buckets):
-                points = blocked_points(request, first, last, buckets)
-            else:
-                points = downsampled_points(request.source, first, last, buckets)
+            points = downsampled_points(request.source, *grids[index], buckets)
         answer = {
             "run_id": request.run_id,
             "name": request.name,
@@ -489,8 +626,12 @@ def _client_id(run_id: int, identifier: str) -> int:
     return client_id
 
 
+def _dialect_object() -> Dialect:
+    return db.session.get_bind().dialect
+
+
 def _dialect() -> str:
-    return db.session.get_bind().dialect.name
+    return _dialect_object().name
 
 
 def _server_sources(run_id: int, names: Iterable[str]) -> dict[str, Source]:

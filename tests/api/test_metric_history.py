@@ -416,3 +416,40 @@ def test_history_without_a_range_reads_no_point_to_count(client, centralized, co
         _history(client, centralized, names="val_acc", max_points=4)
 
     assert not any("count(*)" in statement for statement in counter.statements)
+
+
+def test_compare_of_short_series_takes_a_fixed_number_of_statements(
+    client, auth, create_run, count_statements
+):
+    # Few points per bucket: every series is read by one statement and reduced in Python.
+    counts = []
+    for runs in (2, 6):
+        run_ids = [create_run()["id"] for _ in range(runs)]
+        for run_id in run_ids:
+            log_metrics(
+                client,
+                auth,
+                run_id,
+                [p for s in range(100) for p in points(s, a=s % 7, b=s % 5, c=s % 3)],
+            )
+        with count_statements() as counter:
+            answer = _compare(
+                client, run_ids=",".join(map(str, run_ids)), names="a,b,c", max_points=40
+            )
+        assert all(series["downsampled"] for series in answer["series"])
+        assert not any("WITH RECURSIVE" in statement for statement in counter.statements)
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
+
+
+def test_a_series_with_many_points_per_bucket_keeps_the_per_bucket_statement(
+    client, auth, create_run, count_statements
+):
+    run_id = create_run()["id"]
+    log_metrics(client, auth, run_id, [p for s in range(600) for p in points(s, a=s % 7)])
+
+    with count_statements() as counter:
+        answer = _compare(client, run_ids=str(run_id), names="a", max_points=40)  # 60 a bucket
+
+    assert answer["series"][0]["downsampled"]
+    assert any("WITH RECURSIVE" in statement for statement in counter.statements)
