@@ -34,7 +34,7 @@ from runs_service.cli import register_commands
 from runs_service.cors import register_cors
 from runs_service.errors import register_error_handlers
 from runs_service.etags import register_conditional_reads
-from runs_service.extensions import api, db, init_read_replica, migrate
+from runs_service.extensions import api, db, init_idle_ping, init_read_replica, migrate
 from runs_service.json_provider import OrjsonProvider
 from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
 from runs_service.security import register_security
@@ -104,6 +104,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    init_idle_ping(app)
     init_read_replica(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     app.url_map.converters["run_id"] = RunIdConverter

@@ -24,6 +24,11 @@ READ_REPLICA_BIND = "read_replica"
 # After the replica refused a connection, reads use the primary for this long before
 # the replica is tried again, so an outage costs one failed connection per period.
 READ_REPLICA_RETRY_SECONDS = 5
+# A pooled PostgreSQL connection idle longer than this is pinged before it is used; one
+# used more recently is taken as alive (a server that dropped it since fails that one
+# request with a 503 and the pool replaces every connection). A busy worker's requests
+# so skip a round trip each; a restart takes longer than this, and finds idle connections.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class ConfigurationError(ValueError):
@@ -88,7 +93,9 @@ def engine_options(config: Mapping[str, Any]) -> dict:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}}
     if database_url.startswith("postgresql"):
         return {
-            "pool_pre_ping": True,
+            # The primary's pooled connections are pinged only after sitting idle
+            # (extensions.IdlePing, PING_AFTER_IDLE_SECONDS), not at every checkout.
+            "pool_pre_ping": False,
             "pool_size": 5,
             "max_overflow": 5,
             "pool_timeout": connect_timeout,
@@ -122,7 +129,9 @@ def database_binds(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "RUNS_DATABASE_URL (postgresql+psycopg://...)"
         )
     options = engine_options({**config, "SQLALCHEMY_DATABASE_URI": read_url})
-    return {READ_REPLICA_BIND: {"url": read_url, **options}}
+    # Every checkout of the replica is pinged: a standby that went away is then found
+    # before a read uses it, and the read falls back to the primary (ReplicaFallback).
+    return {READ_REPLICA_BIND: {"url": read_url, **options, "pool_pre_ping": True}}
 
 
 def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any]:
@@ -142,6 +151,7 @@ def load_config(environ: Mapping[str, str], instance_path: str) -> dict[str, Any
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RUNS_READ_DATABASE_URL": environ.get("RUNS_READ_DATABASE_URL") or None,
         "RUNS_READ_REPLICA_RETRY_SECONDS": READ_REPLICA_RETRY_SECONDS,
+        "RUNS_DB_PING_AFTER_IDLE_SECONDS": PING_AFTER_IDLE_SECONDS,
         "RUNS_DB_CONNECT_TIMEOUT": connect_timeout,
         "RUNS_DB_STATEMENT_TIMEOUT_MS": statement_timeout_ms,
         "RUNS_RESULTS_DIR": environ.get("RUNS_RESULTS_DIR") or str(Path(instance_path) / "results"),

@@ -1,5 +1,6 @@
 """Extension objects, bound to the application in create_app, and the connections' setup:
-SQLite's pragmas and transactions, PostgreSQL's autocommit reads, the read replica."""
+SQLite's pragmas and transactions, PostgreSQL's autocommit reads and idle pings, the read
+replica."""
 
 from __future__ import annotations
 
@@ -198,6 +199,52 @@ class ReplicaFallback:
         ):
             # The pool closes this connection and makes a new one (connect above).
             raise exc.DisconnectionError("time to try the read replica again")
+
+
+class IdlePing:
+    """Ping a pooled PostgreSQL connection before use only when it sat idle a while.
+
+    SQLAlchemy's pool_pre_ping pings at every checkout, a round trip per request. A
+    connection checked in less than idle_seconds ago is used without one: a server
+    restart takes longer than that and its connections have sat idle since, so they are
+    pinged. A connection dropped in between fails its request with a 503 (SQLAlchemy's
+    disconnect handling then replaces every pooled connection); nothing is half-written,
+    the transaction never began.
+    """
+
+    def __init__(self, engine: Engine, idle_seconds: float) -> None:
+        self.dialect = engine.dialect
+        self.idle_seconds = idle_seconds
+        event.listen(engine, "checkin", self.checked_in)
+        event.listen(engine, "checkout", self.checked_out)
+
+    def checked_in(self, dbapi_connection, connection_record) -> None:
+        connection_record.info["idle_since"] = time.monotonic()
+
+    def checked_out(self, dbapi_connection, connection_record, connection_proxy) -> None:
+        # A new connection has no idle_since (info is cleared when one is replaced).
+        idle_since = connection_record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < self.idle_seconds:
+            return
+        try:
+            self.dialect.do_ping(dbapi_connection)
+        except self.dialect.loaded_dbapi.Error as error:
+            if not self.dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            # The pool replaces this and every older connection, then retries the checkout.
+            raise exc.InvalidatePoolError(f"ping after idle failed: {error}") from error
+
+
+def init_idle_ping(app: Flask) -> None:
+    """Ping the primary's idle PostgreSQL connections (config.PING_AFTER_IDLE_SECONDS)."""
+    if app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+        return
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "postgresql":
+        app.extensions["runs_idle_ping"] = IdlePing(
+            engine, app.config["RUNS_DB_PING_AFTER_IDLE_SECONDS"]
+        )
 
 
 def init_read_replica(app: Flask) -> None:

@@ -37,7 +37,7 @@ def test_variables_are_read(tmp_path):
     assert config["RUNS_PROXY_COUNT"] == 1
     assert config["RUNS_RESULTS_DIR"] == "/srv/results"
     options = engine_options(config)
-    assert options["pool_pre_ping"] is True
+    assert options["pool_pre_ping"] is False
     assert options["connect_args"]["connect_timeout"] == 5
 
 
