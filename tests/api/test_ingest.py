@@ -450,3 +450,21 @@ def test_duplicate_rounds_in_one_batch_are_rejected(client, auth, create_run, ro
     assert response.status_code == 422
     assert "evaluations[1] repeats" in response.get_json()["message"]
     assert row_counts() == before
+
+
+def test_the_batch_read_has_one_text_whatever_the_names_on_postgresql(
+    client, auth, create_run, count_statements, is_postgres
+):
+    """Names go as one array parameter: one prepared statement for every batch, and a
+    text short enough for psycopg to cache its placeholder parsing."""
+    if not is_postgres:
+        pytest.skip("SQLite expands the names into the statement")
+    run_id = create_run()["id"]
+    texts = []
+    for names in (["val_acc"], ["train_loss", "val_loss", "val_acc", "val_f1"]):
+        points = [{"metric_name": name, "metric_value": 0.5, "step": 0} for name in names]
+        with count_statements() as counter:
+            assert post(client, auth, run_id, "metrics", points).status_code == 200
+        texts += [statement for statement in counter.statements if " AS kind" in statement]
+    assert len(texts) == 2 and texts[0] == texts[1]
+    assert len(texts[0]) <= 4096
