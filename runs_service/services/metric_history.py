@@ -403,16 +403,26 @@ def _reads_blocks(request: SeriesRequest, lo: int, hi: int, buckets: int) -> boo
 MAX_POINTS_PER_BUCKET_READ_WHOLE = 12
 MAX_POINTS_READ_WHOLE = 30_000
 
-# One range of the point index per run and name. Ordered by step only: on SQLite any
-# further order term (round_key) costs a sort of every row; _in_point_order puts the
-# rounds of a step in order where a series has them.
-_WHOLE_SERIES = text(
-    "SELECT run_id, metric_name, step, round_key, metric_value, timestamp FROM run_metrics"
-    " WHERE run_id IN :run_ids AND metric_name IN :names AND client_key = :client_key"
-    " AND step BETWEEN :lo AND :hi ORDER BY run_id, metric_name, step"
-).bindparams(bindparam("run_ids", expanding=True), bindparam("names", expanding=True))
-
 _Column = Sequence[Any]
+
+
+@functools.lru_cache(maxsize=32)
+def _whole_series_statement(names: int) -> TextClause:
+    """Every point of the series of some runs × `names` names (one client key), in one range
+    of the point index per run and name.
+
+    Each row carries its series as one number (run_id × names + the name's place in the
+    names list) rather than the name itself: fewer and cheaper columns for every point.
+    Ordered by step only: on SQLite any further order term (round_key) costs a sort of
+    every row; _in_point_order puts the rounds of a step in order where a series has them.
+    """
+    places = " ".join(f"WHEN :name_{place} THEN {place}" for place in range(names))
+    return text(
+        f"SELECT CAST(run_id AS BIGINT) * {names} + CASE metric_name {places} END AS series,"
+        " step, round_key, metric_value, timestamp FROM run_metrics"
+        " WHERE run_id IN :run_ids AND metric_name IN :names AND client_key = :client_key"
+        " AND step BETWEEN :lo AND :hi ORDER BY run_id, metric_name, step"
+    ).bindparams(bindparam("run_ids", expanding=True), bindparam("names", expanding=True))
 
 
 def _in_point_order(
@@ -436,21 +446,24 @@ def _whole_metric_series(
     found = {}
     for client_key in sorted({request.client_key for request in requests}):
         chosen = [request for request in requests if request.client_key == client_key]
+        names = sorted({request.name for request in chosen})
         params = {
             "run_ids": sorted({request.run_id for request in chosen}),
-            "names": sorted({request.name for request in chosen}),
+            "names": names,
             "client_key": client_key,
             "lo": lo,
             "hi": hi,
+            **{f"name_{place}": name for place, name in enumerate(names)},
         }
-        rows = db.session.execute(_WHOLE_SERIES, params).all()
+        rows = db.session.execute(_whole_series_statement(len(names)), params).all()
         if not rows:
             continue
-        run_ids, names, steps, rounds, values, timestamps = zip(*rows, strict=True)
+        series, steps, rounds, values, timestamps = zip(*rows, strict=True)
         start = 0
-        for (run_id, name), members in groupby(zip(run_ids, names, strict=True)):
+        for key, members in groupby(series):
             end = start + len(list(members))
-            found[client_key, run_id, name] = _in_point_order(
+            run_id, place = divmod(key, len(names))
+            found[client_key, run_id, names[place]] = _in_point_order(
                 steps[start:end], rounds[start:end], values[start:end], timestamps[start:end]
             )
             start = end

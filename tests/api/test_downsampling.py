@@ -308,3 +308,49 @@ def test_m4_in_python_equals_the_per_bucket_statement(
         in_sql = metric_history.downsampled_points(request.source, *grid, buckets)
         (in_python,) = metric_history.whole_downsampled_points([request], [grid], lo, hi, buckets)
     assert in_python == in_sql
+
+
+def test_m4_in_python_of_several_runs_and_names_equals_the_statement(app, client, create_run):
+    # One statement reads every series; each must get its own points back, and a client's
+    # series of the same name must not leak into the run-level one.
+    run_ids = []
+    for length in (90, 140, 200):
+        run_id = create_run("federated")["id"]
+        client.post(
+            f"/api/runs/{run_id}/clients",
+            json={"clients": [{"client_identifier": "c"}]},
+            headers=AUTH,
+        )
+        batch = [
+            {"metric_name": name, "metric_value": float((step * (i + 3)) % 11), "step": step}
+            for i, name in enumerate(("b_loss", "a_step", "c_lr"))
+            for step in range(length)
+        ]
+        batch += [
+            {"metric_name": "a_step", "metric_value": 99.0, "step": s, "client_identifier": "c"}
+            for s in range(0, length, 3)
+        ]
+        response = client.post(f"/api/runs/{run_id}/metrics", json={"metrics": batch}, headers=AUTH)
+        assert response.status_code == 200, response.get_json()
+        run_ids.append(run_id)
+    with app.app_context():
+        from runs_service.services import metric_history
+
+        requests = [
+            metric_history.SeriesRequest(
+                name, metric_history.metric_source(run_id, name, None), run_id
+            )
+            for run_id in run_ids
+            for name in ("c_lr", "a_step", "b_loss", "missing")
+        ]
+        grid, buckets = (0, 199), 20
+        in_python = metric_history.whole_downsampled_points(
+            requests, [grid] * len(requests), 0, 10**6, buckets
+        )
+        in_sql = [
+            metric_history.downsampled_points(request.source, *grid, buckets)
+            for request in requests
+        ]
+    assert in_python == in_sql
+    assert all(99.0 not in points.values for points in in_python)
+    assert [len(points.steps) > 0 for points in in_python] == [True, True, True, False] * 3
