@@ -18,7 +18,8 @@ roll-ups only. Then the roll-ups are rebuilt by the code behind `flask refresh-r
 - in process, alternating in rounds: `analytics_summary(read_rollups=False)` (the
   scanning statements, the code path before the roll-ups) and the roll-ups' path, on the
   same database in the same run; the two answers must be equal;
-- over HTTP (gunicorn, 2 workers, `benchmarks.run`'s service): the route as served.
+- over HTTP (gunicorn, 2 workers, `benchmarks.run`'s service): the route as served,
+  and `benchmarks.run`'s `/list` cases that need no metric summaries.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 from benchmarks.run import (
     DEFAULT_POSTGRES_URL,
+    READ_CASES,
     Client,
     Settings,
     fresh_database,
@@ -80,6 +82,15 @@ def http_queries() -> dict[str, str]:
         "all, federated": f"{base}?status=all&training_mode=federated",
         "experiment": f"{base}?experiment=exp-3",
     }
+
+
+# benchmarks.run's list cases that read runs and run summaries only (the bulk load writes
+# no metric summaries): over HTTP beside the analytics, for their growth to 100,000 runs.
+LIST_CASES = {
+    label: path
+    for key, label, path in READ_CASES
+    if key in ("list_start_time", "list_federated", "list_best_acc")
+}
 
 
 def best_values(run: WorkloadRun) -> dict[str, float | None]:
@@ -205,13 +216,14 @@ def time_in_process(app: Any, repetitions: int) -> dict[str, dict[str, float]]:
 
 def time_http(port: int, repetitions: int) -> dict[str, dict[str, float]]:
     client = Client(port)
-    samples: dict[str, list[float]] = {name: [] for name in http_queries()}
+    queries = {**http_queries(), **LIST_CASES}
+    samples: dict[str, list[float]] = {name: [] for name in queries}
     try:
-        for path in http_queries().values():
+        for path in queries.values():
             for _ in range(5):
                 client.expect("GET", path)
         for _ in range(repetitions):
-            for name, path in http_queries().items():
+            for name, path in queries.items():
                 began = time.perf_counter()
                 client.expect("GET", path)
                 samples[name].append((time.perf_counter() - began) * 1000)
@@ -282,6 +294,13 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {name}: scan ÷ roll-ups | " + " | ".join(f"×{x:.1f}" for x in ratios) + " |"
         )
+    for label in LIST_CASES:
+        cells = [
+            f"{r['timings'][f'{label} http']['p50_ms']:.2f} / "
+            f"{r['timings'][f'{label} http']['p95_ms']:.2f}"
+            for r in results
+        ]
+        lines.append(f"| {label} over HTTP | " + " | ".join(cells) + " |")
     lines.append("| roll-up rows | " + " | ".join(str(r["rollup_rows"]) for r in results) + " |")
     lines.append(
         "| bulk load, s / rebuild, s | "
