@@ -34,7 +34,14 @@ from runs_service.cli import register_commands
 from runs_service.cors import register_cors
 from runs_service.errors import register_error_handlers
 from runs_service.etags import register_conditional_reads
-from runs_service.extensions import api, db, init_idle_ping, init_read_replica, migrate
+from runs_service.extensions import (
+    api,
+    db,
+    init_autocommit_reads,
+    init_idle_ping,
+    init_migrations,
+    init_read_replica,
+)
 from runs_service.json_provider import OrjsonProvider
 from runs_service.schemas.fields import JSON_VALUE, JSON_VALUE_SCHEMA
 from runs_service.security import register_security
@@ -69,8 +76,14 @@ OPENAPI_SETTINGS = {
 }
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the application from the environment, or from test_config on top of it."""
+MIGRATIONS_DIRECTORY = os.path.join(os.path.dirname(__file__), "..", "migrations")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, *, migrations: bool = True) -> Flask:
+    """Build the application from the environment, or from test_config on top of it.
+
+    migrations=False leaves out `flask db …` and Alembic: wsgi.py serves without them.
+    """
     app = Flask(__name__, instance_relative_config=True)
     app.json = OrjsonProvider(app)
     app.config.update(OPENAPI_SETTINGS)
@@ -88,6 +101,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
 
     register_extensions(app)
+    if migrations:
+        init_migrations(app, MIGRATIONS_DIRECTORY)
     register_blueprints(app)
     register_error_handlers(app)
     register_security(app)
@@ -104,9 +119,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    init_autocommit_reads(app)
     init_idle_ping(app)
     init_read_replica(app)
-    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     app.url_map.converters["run_id"] = RunIdConverter
     api.init_app(app, spec_kwargs={"marshmallow_plugin": SchemaPlugin()})
     api.ma_plugin.converter.add_attribute_function(storable_text_properties)

@@ -8,16 +8,13 @@ import logging
 import sqlite3
 import time
 
-import psycopg
 from flask import Flask, has_request_context, request
-from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session
 from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import Pool
 
 from runs_service.config import READ_REPLICA_BIND, SQLITE_BUSY_TIMEOUT_SECONDS, TRUE_WORDS
 from runs_service.errors import http_exception_response
@@ -82,9 +79,19 @@ class RoutingSession(Session):
 
 
 db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})
-# Batch mode lets later revisions alter SQLite tables (it recreates them).
-migrate = Migrate(compare_type=True, render_as_batch=True)
 api = RunsApi()
+
+
+def init_migrations(app: Flask, directory: str) -> None:
+    """`flask db …` (Alembic), for commands and tests only.
+
+    Imported here, not at the top: the served application never migrates, and Alembic
+    with Flask-Migrate adds 11 MB to every gunicorn process (BENCHMARKS.md, memory).
+    """
+    from flask_migrate import Migrate
+
+    # Batch mode lets later revisions alter SQLite tables (it recreates them).
+    Migrate(compare_type=True, render_as_batch=True).init_app(app, db, directory=directory)
 
 
 # Requests that only read start deferred SQLite transactions; everything else (writes,
@@ -126,26 +133,6 @@ def sqlite_begin_statement() -> str:
     they never wait for a writer.
     """
     return "BEGIN" if read_only_request() else "BEGIN IMMEDIATE"
-
-
-@event.listens_for(Pool, "checkout")
-def _autocommit_postgresql_reads(dbapi_connection, connection_record, connection_proxy) -> None:
-    """Read-only requests on PostgreSQL run in autocommit, sparing BEGIN and ROLLBACK.
-
-    Under READ COMMITTED every statement takes its own snapshot, in a transaction or not,
-    so a read-only request sees the same data either way, two round trips sooner (the
-    gain is in BENCHMARKS.md). The connection's own mode comes back at checkin.
-    """
-    if isinstance(dbapi_connection, psycopg.Connection) and read_only_request():
-        connection_record.info["autocommit_before_read"] = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-
-
-@event.listens_for(Pool, "checkin")
-def _restore_autocommit(dbapi_connection, connection_record) -> None:
-    before = connection_record.info.pop("autocommit_before_read", None)
-    if before is not None and dbapi_connection is not None and not dbapi_connection.closed:
-        dbapi_connection.autocommit = before
 
 
 @event.listens_for(Engine, "begin")
@@ -199,6 +186,38 @@ class ReplicaFallback:
         ):
             # The pool closes this connection and makes a new one (connect above).
             raise exc.DisconnectionError("time to try the read replica again")
+
+
+class AutocommitReads:
+    """Read-only requests on PostgreSQL run in autocommit, sparing BEGIN and ROLLBACK.
+
+    Under READ COMMITTED every statement takes its own snapshot, in a transaction or not,
+    so a read-only request sees the same data either way, two round trips sooner (the
+    gain is in BENCHMARKS.md). The connection's own mode comes back at checkin.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        event.listen(engine, "checkout", self.checked_out)
+        event.listen(engine, "checkin", self.checked_in)
+
+    def checked_out(self, dbapi_connection, connection_record, connection_proxy) -> None:
+        if read_only_request():
+            connection_record.info["autocommit_before_read"] = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+
+    def checked_in(self, dbapi_connection, connection_record) -> None:
+        before = connection_record.info.pop("autocommit_before_read", None)
+        if before is not None and dbapi_connection is not None and not dbapi_connection.closed:
+            dbapi_connection.autocommit = before
+
+
+def init_autocommit_reads(app: Flask) -> None:
+    """AutocommitReads on every PostgreSQL engine (the primary's and the replica's)."""
+    with app.app_context():
+        engines = list(db.engines.values())
+    app.extensions["runs_autocommit_reads"] = [
+        AutocommitReads(engine) for engine in engines if engine.dialect.name == "postgresql"
+    ]
 
 
 class IdlePing:
