@@ -13,10 +13,13 @@ import statistics
 import time
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from runs_service.demo_data import generate_demo_runs
@@ -346,6 +349,21 @@ def demo_runs_where(live_server, keep) -> set[int]:
     }
 
 
+def is_gone(element) -> bool:
+    """Whether the page that held element was replaced (selenium's staleness_of, widened)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        # Chromium 156 sometimes reports an element of the previous document this way
+        # instead of as stale.
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
+
+
 def apply_filters(driver, form: str, **fields: str) -> None:
     """Type into or choose in the filter form's fields (by id), submit, wait for the page."""
     for element_id, value in fields.items():
@@ -359,9 +377,7 @@ def apply_filters(driver, form: str, **fields: str) -> None:
     old = driver.find_element(By.TAG_NAME, "main")
     driver.find_element(By.CSS_SELECTOR, f"{form} button[type=submit]").click()
     WebDriverWait(driver, WAIT_SECONDS).until(
-        lambda d: (
-            staleness_of(old)(d) and d.execute_script("return document.readyState") == "complete"
-        )
+        lambda d: is_gone(old) and d.execute_script("return document.readyState") == "complete"
     )
     assert console_errors(driver) == [], driver.current_url
 
