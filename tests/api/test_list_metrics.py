@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -157,3 +158,93 @@ def test_openapi_documents_the_metric_parameters(client):
     assert parameters["sort_stat"]["schema"]["enum"] == ["best", "last", "min", "max"]
     assert "pattern" in parameters["metrics"]["schema"]
     assert "10" in parameters["metrics"]["description"]
+
+
+def generic_plan(app, path: str) -> str:
+    """PostgreSQL's generic plan of the page statement that GET `path` sends, run as psycopg
+    runs it once prepared (after 5 executions): EXPLAIN ANALYZE EXECUTE of the prepared
+    statement with plan_cache_mode = force_generic_plan."""
+    import psycopg
+    from sqlalchemy import event
+
+    from runs_service.extensions import db
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(connection, cursor, statement, parameters, context, executemany) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert app.test_client().get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    statement, parameters = next((s, p) for s, p in sent if "sort_group" in s)
+    with app.app_context():
+        pooled = db.engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        driver.execute("ANALYZE")  # as autovacuum soon would
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        driver.execute(statement, parameters, prepare=True)
+        name, types = driver.execute(
+            "SELECT name, parameter_types::text[] FROM pg_prepared_statements"
+            " WHERE statement LIKE '%sort_group%'"
+        ).fetchone()
+        # psycopg numbers the placeholders in order of first appearance.
+        order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+        values = ", ".join(f"%s::{type_}" for type_ in types)
+        rows = psycopg.ClientCursor(driver).execute(
+            f"EXPLAIN ANALYZE EXECUTE {name}({values})", [parameters[n] for n in order]
+        )
+        return "\n".join(row[0] for row in rows)
+    finally:
+        pooled.invalidate()  # its plan cache setting must not reach other tests
+
+
+def many_clients(app, clients: int) -> None:
+    """Client-level copies of a centralized run's series for a federated run's `clients`
+    clients, as a big federation leaves them: client_key then has thousands of values."""
+    from sqlalchemy import text
+
+    from runs_service.extensions import db
+    from runs_service.models import MetricSummary
+
+    columns = [column.name for column in MetricSummary.__table__.columns]
+    copied = {"run_id": "c.run_id", "client_key": "c.id"}
+    with app.app_context():
+        source, federated = db.session.execute(text("SELECT min(id), max(id) FROM runs")).one()
+        db.session.execute(
+            text(
+                "INSERT INTO clients (run_id, client_identifier, created_at)"
+                " SELECT :run_id, 'client-' || n, now() FROM generate_series(1, :clients) AS n"
+            ),
+            {"run_id": federated, "clients": clients},
+        )
+        db.session.execute(
+            text(
+                f"INSERT INTO metric_summaries ({', '.join(columns)})"
+                f" SELECT {', '.join(copied.get(name, 's.' + name) for name in columns)}"
+                " FROM metric_summaries AS s JOIN clients AS c ON c.run_id = :run_id"
+                " WHERE s.run_id = :source AND s.client_key = 0"
+            ),
+            {"run_id": federated, "source": source},
+        )
+        db.session.commit()
+
+
+def test_the_prepared_metric_sort_estimates_the_metric_from_statistics(app, is_postgres):
+    # With the run level a parameter too, the generic plan estimated one summary of the
+    # metric whatever the statistics said, and at 2,000 runs rescanned them all for every
+    # run without it (6.5 of 7 ms; BENCHMARKS.md). A federation's thousands of client
+    # keys are what made the guess collapse.
+    if not is_postgres:
+        pytest.skip("PostgreSQL's plan cache")
+    add_runs(app, 400, 0)  # 200 centralized runs with val_acc
+    many_clients(app, clients=2_000)
+    plan = generic_plan(app, "/api/runs/list?limit=50&sort_by=metric&sort_metric=val_acc")
+    sorted_branch = next(line for line in plan.splitlines() if "ix_metric_summaries_best" in line)
+    estimated = int(re.search(r"rows=(\d+)", sorted_branch).group(1))
+    assert estimated >= 200 / 10, plan
