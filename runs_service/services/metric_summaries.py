@@ -695,10 +695,14 @@ def get_metric_summaries(
     at_best_of: str | None = None,
 ) -> dict[str, Any]:
     """A run's series summaries; with at_best_of, the run-level values at that best's step."""
-    run = get_run(run_id)
     metrics = read_metric_summaries([run_id], names, client)[run_id]
+    if not metrics:
+        # Stored summaries prove the run exists (their foreign key); an empty answer
+        # needs the run's row to tell a missing run (404).
+        get_run(run_id)
     answer: dict[str, Any] = {"run_id": run_id, "metrics": metrics}
     if at_best_of is not None:
+        run = get_run(run_id)
         run_level = metrics if client is None else read_metric_summaries([run_id], names)[run_id]
         federated = run.training_mode is TrainingMode.FEDERATED
         answer["at_best"] = at_best(run_id, at_best_of, run_level, federated)

@@ -357,7 +357,8 @@ def test_reading_never_touches_the_points(app, client, auth, create_run, count_s
             summaries(client, run_id)
         assert not any("run_metrics" in statement for statement in counter.statements)
         counted.append(counter.count)
-    assert counted[0] == counted[1]
+    # The summaries alone: stored series prove the run exists, so its row is not read.
+    assert counted == [1, 1]
 
 
 def test_metric_names_counts_runs_per_run_level_name(client, auth, create_run):
