@@ -9,20 +9,14 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
-    Float,
     Integer,
     Row,
     Select,
     bindparam,
-    cast,
     exists,
     func,
-    literal,
     literal_column,
-    null,
     select,
-    union_all,
 )
 
 from runs_service.catalogue import (
@@ -112,54 +106,92 @@ def _stat_column(stat: str) -> ColumnElement[float]:
     return getattr(MetricSummary, f"{stat}_value")
 
 
-@functools.cache
-def _metric_page_query(filters: frozenset[str], stat: str, descending: bool) -> CompoundSelect:
-    """The page sorted by one run-level series' stored stat, runs without it last.
-
-    Two index walks of at most limit + offset rows each: the runs with a value, in value
-    order (ix_metric_summaries_best/last give it), then the others by id; the page is cut
-    from the pair, so nothing sorts every run.
-    """
-    value = _stat_column(stat)
-    of_metric = (
+def _of_metric(stat: str) -> tuple[ColumnElement[bool], ...]:
+    """The run-level series named by the `sort_metric` parameter, with a value of stat."""
+    return (
         MetricSummary.metric_name == bindparam("sort_metric"),
         # A constant, not a parameter: the generic plan of the prepared statement (psycopg
         # prepares it after 5 runs) then estimates the metric's summaries from statistics.
         # With both as parameters it guessed one and rescanned them all for every run
         # without the metric (6.5 of 7 ms at 2,000 runs; BENCHMARKS.md).
         MetricSummary.client_key == literal_column(str(RUN_LEVEL), Integer),
-        value.is_not(None),
+        _stat_column(stat).is_not(None),
     )
-    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
-    with_value = (
-        select(*_PAGE_COLUMNS, value.label("sort_value"), literal(0).label("sort_group"))
+
+
+def _with_metric(filters: frozenset[str], stat: str) -> Select:
+    """The matching runs that have the stat, with their stored facts (unordered)."""
+    return (
+        select(*_PAGE_COLUMNS)
         .select_from(MetricSummary)
         .join(Run, Run.id == MetricSummary.run_id)
         .outerjoin(RunSummary, RunSummary.run_id == Run.id)
-        .where(*of_metric, *run_stats.run_filters(filters))
-        .order_by(direction(value), direction(MetricSummary.run_id))
-        .limit(bindparam("window"))
-        .subquery()
+        .where(*_of_metric(stat), *run_stats.run_filters(filters))
     )
-    without_value = (
-        select(
-            *_PAGE_COLUMNS, cast(null(), Float).label("sort_value"), literal(1).label("sort_group")
-        )
+
+
+@functools.cache
+def _with_metric_page_query(filters: frozenset[str], stat: str, descending: bool) -> Select:
+    """A slice of the runs that have the stat, in its order (one walk of
+    ix_metric_summaries_best/last), ties by run id."""
+    value = _stat_column(stat)
+    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
+    return (
+        _with_metric(filters, stat)
+        .order_by(direction(value), direction(MetricSummary.run_id))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+@functools.cache
+def _with_metric_count_query(filters: frozenset[str], stat: str) -> Select:
+    return select(func.count()).select_from(_with_metric(filters, stat).subquery())
+
+
+@functools.cache
+def _without_metric_page_query(filters: frozenset[str], stat: str, descending: bool) -> Select:
+    """A slice of the runs without the stat, by run id in the sort's direction."""
+    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
+    return (
+        select(*_PAGE_COLUMNS)
         .outerjoin(RunSummary, RunSummary.run_id == Run.id)
         .where(
             *run_stats.run_filters(filters),
-            ~exists().where(MetricSummary.run_id == Run.id, *of_metric),
+            ~exists().where(MetricSummary.run_id == Run.id, *_of_metric(stat)),
         )
         .order_by(direction(Run.id))
-        .limit(bindparam("window"))
-        .subquery()
-    )
-    page = union_all(select(with_value), select(without_value)).subquery()
-    return (
-        select(page)
-        .order_by(page.c.sort_group, direction(page.c.sort_value), direction(page.c.id))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
+    )
+
+
+def _metric_page(
+    filters: frozenset[str], stat: str, descending: bool, params: dict[str, Any], total: int
+) -> list[Row]:
+    """The page sorted by one run-level series' stored stat, runs without it last.
+
+    The runs with the stat come first, a slice of one index walk. The runs without it are
+    read only when the page reaches past the last run with it and the total says some are
+    left: looking for them when there are none walks every matching run, which would cost
+    every page a scan at 100,000 runs that all have the metric.
+    """
+    limit, offset = params["limit"], params["offset"]
+    runs = db.session.execute(_with_metric_page_query(filters, stat, descending), params).all()
+    if len(runs) == limit:
+        return runs
+    if runs:
+        with_stat = offset + len(runs)
+    else:
+        # The page starts past the runs with the stat: how many are there?
+        with_stat = db.session.scalar(_with_metric_count_query(filters, stat), params)
+    skip = max(0, offset - with_stat)  # runs without the stat before the page
+    if total - with_stat <= skip:
+        return runs
+    without = {**params, "limit": limit - len(runs), "offset": skip}
+    return (
+        runs
+        + db.session.execute(_without_metric_page_query(filters, stat, descending), without).all()
     )
 
 
@@ -253,8 +285,9 @@ def list_runs(
 ) -> dict[str, Any]:
     """One page of run summaries and the number of runs matching the filters.
 
-    Two statements whatever the page size: the count and the page with its stored facts;
-    a third with `metrics`, for the named series of the page's runs.
+    Two statements whatever the page size: the count and the page with its stored facts
+    (sorted by a metric, a second for the runs without it when the page reaches them);
+    one more with `metrics`, for the named series of the page's runs.
     """
     if sort_by not in LIST_SORT_KEYS:
         raise InvalidInput(f"sort_by must be one of {', '.join(LIST_SORT_KEYS)}.")
@@ -281,12 +314,12 @@ def list_runs(
     else:
         total = db.session.scalar(_count_query(filters), params)
     descending = sort_order == "desc"
+    params.update(limit=limit, offset=offset)
     if sort_by == METRIC_SORT_KEY:
-        query = _metric_page_query(filters, sort_stat, descending)
-        params.update(sort_metric=sort_metric, window=limit + offset)
+        params.update(sort_metric=sort_metric)
+        page = _metric_page(filters, sort_stat, descending, params, total)
     else:
-        query = _page_query(filters, sort_by, descending)
-    page = db.session.execute(query, {**params, "limit": limit, "offset": offset}).all()
+        page = db.session.execute(_page_query(filters, sort_by, descending), params).all()
     summaries = [_summary(run) for run in page]
     if metrics:
         columns = _metric_columns([run.id for run in page], metrics)

@@ -142,11 +142,48 @@ def test_metric_sort_and_columns_take_a_fixed_number_of_statements(app, client, 
     with count_statements() as many:
         body = listed(client, **query, limit=1000)
     assert len(body["runs"]) == 200
-    # The count, the page, and the page's series values.
-    assert few.count == many.count == 3, many.statements
+    # The count, the runs with the metric, the runs without it, the page's series values.
+    assert few.count == many.count == 4, many.statements
     with_value = [run for run in body["runs"] if run["metrics"]["val_acc"]["best"] is not None]
     assert len(with_value) == 100
     assert body["runs"][:100] == with_value
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        # The page fills from the 100 runs with the metric.
+        {"limit": 50},
+        {"limit": 50, "offset": 50},
+        # Every matching run has the metric: the total says no run without it is left.
+        {"limit": 1000, "training_mode": "centralized"},
+    ],
+)
+def test_runs_without_the_metric_are_not_looked_for_when_the_page_needs_none(
+    app, client, count_statements, query
+):
+    add_runs(app, 200, 0)
+    everything = listed(client, sort_by="metric", sort_metric="val_acc", limit=1000)["runs"]
+    with count_statements() as counter:
+        body = listed(client, sort_by="metric", sort_metric="val_acc", **query)
+    # The count and the runs with the metric: the runs without it are never walked.
+    assert counter.count == 2, counter.statements
+    assert not any("EXISTS" in statement for statement in counter.statements)
+    expected = [run for run in everything if run["training_mode"] == "centralized"]
+    offset = query.get("offset", 0)
+    assert body["runs"] == expected[offset : offset + query["limit"]]
+
+
+def test_a_page_past_the_runs_with_the_metric_continues_with_the_others(app, client):
+    add_runs(app, 20, 0)  # 10 centralized runs with val_acc, 10 federated without
+    whole = listed(client, sort_by="metric", sort_metric="val_acc", limit=20)["runs"]
+    pages = [
+        listed(client, sort_by="metric", sort_metric="val_acc", limit=3, offset=offset)
+        for offset in range(0, 21, 3)
+    ]
+    assert [run for page in pages for run in page["runs"]] == whole
+    assert all(page["total"] == 20 for page in pages)
+    assert [run["training_mode"] for run in whole] == ["centralized"] * 10 + ["federated"] * 10
 
 
 def test_openapi_documents_the_metric_parameters(client):
@@ -161,9 +198,9 @@ def test_openapi_documents_the_metric_parameters(client):
 
 
 def generic_plan(app, path: str) -> str:
-    """PostgreSQL's generic plan of the page statement that GET `path` sends, run as psycopg
-    runs it once prepared (after 5 executions): EXPLAIN ANALYZE EXECUTE of the prepared
-    statement with plan_cache_mode = force_generic_plan."""
+    """PostgreSQL's generic plan of the statement GET `path` sends for the runs with the
+    metric, run as psycopg runs it once prepared (after 5 executions): EXPLAIN ANALYZE
+    EXECUTE of the prepared statement with plan_cache_mode = force_generic_plan."""
     import psycopg
     from sqlalchemy import event
 
@@ -181,7 +218,9 @@ def generic_plan(app, path: str) -> str:
         assert app.test_client().get(path).status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    statement, parameters = next((s, p) for s, p in sent if "sort_group" in s)
+    # The runs with the metric: the statement that reads the summaries first.
+    marker = "FROM metric_summaries JOIN runs"
+    statement, parameters = next((s, p) for s, p in sent if marker in s)
     with app.app_context():
         pooled = db.engine.raw_connection()
     driver = pooled.driver_connection
@@ -191,7 +230,8 @@ def generic_plan(app, path: str) -> str:
         driver.execute(statement, parameters, prepare=True)
         name, types = driver.execute(
             "SELECT name, parameter_types::text[] FROM pg_prepared_statements"
-            " WHERE statement LIKE '%sort_group%'"
+            " WHERE statement LIKE %s",
+            (f"%{marker}%",),
         ).fetchone()
         # psycopg numbers the placeholders in order of first appearance.
         order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
