@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -25,6 +26,13 @@ from runs_service.services.metric_summaries import (
 from tests.helpers import create_postgres_database, make_app
 
 
+def empty_database(tmp_path, name: str, is_postgres: bool) -> tuple[str, Callable[[], None]]:
+    """The URL of a database of the session's kind with nothing in it, and how to drop it."""
+    if is_postgres:
+        return create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
+    return f"sqlite:///{tmp_path / name}.db", lambda: None
+
+
 def test_models_and_migrations_agree(app):
     """No autogenerate drift: a model change without a revision fails here."""
     with app.app_context(), db.engine.connect() as connection:
@@ -38,10 +46,7 @@ def test_models_and_migrations_agree(app):
 def test_upgrade_builds_the_schema_from_nothing_and_downgrade_removes_it(
     database_url, tmp_path, is_postgres
 ):
-    if is_postgres:
-        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
-    else:
-        url, drop = "sqlite:///" + str(tmp_path / "fresh.db"), (lambda: None)
+    url, drop = empty_database(tmp_path, "fresh", is_postgres)
     app = make_app(url, tmp_path)
     try:
         with app.app_context():
@@ -59,10 +64,7 @@ def test_metric_summaries_revision_fills_them_from_existing_points(
     database_url, tmp_path, is_postgres
 ):
     """Data written before 0004, then the upgrade: every series summary as recomputed."""
-    if is_postgres:
-        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
-    else:
-        url, drop = "sqlite:///" + str(tmp_path / "before.db"), (lambda: None)
+    url, drop = empty_database(tmp_path, "before", is_postgres)
     app = make_app(url, tmp_path)
     rng = random.Random(3)
     try:
@@ -149,10 +151,7 @@ def test_analytics_rollups_revision_fills_them_from_existing_runs(
     from runs_service.models import RunSummary
     from runs_service.services.rollups import computed_rollups, rebuild_rollups
 
-    if is_postgres:
-        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
-    else:
-        url, drop = "sqlite:///" + str(tmp_path / "before_rollups.db"), (lambda: None)
+    url, drop = empty_database(tmp_path, "before_rollups", is_postgres)
     app = make_app(url, tmp_path)
     rng = random.Random(7)
     try:
@@ -209,10 +208,7 @@ def test_metric_blocks_revision_fills_them_from_existing_points(
     database_url, tmp_path, is_postgres
 ):
     """Points written before 0008, then the upgrade: every block as a recomputation has it."""
-    if is_postgres:
-        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
-    else:
-        url, drop = "sqlite:///" + str(tmp_path / "before_blocks.db"), (lambda: None)
+    url, drop = empty_database(tmp_path, "before_blocks", is_postgres)
     app = make_app(url, tmp_path)
     rng = random.Random(8)
     try:
@@ -278,10 +274,7 @@ def test_run_summary_training_mode_revision_copies_each_runs_mode(
 
     from runs_service.models import RunSummary
 
-    if is_postgres:
-        url, drop = create_postgres_database(os.environ["RUNS_TEST_DATABASE_URL"])
-    else:
-        url, drop = "sqlite:///" + str(tmp_path / "before_summary_mode.db"), (lambda: None)
+    url, drop = empty_database(tmp_path, "before_summary_mode", is_postgres)
     app = make_app(url, tmp_path)
     rng = random.Random(9)
     modes = {number: rng.choice(["centralized", "federated"]) for number in range(1, 31)}

@@ -119,6 +119,10 @@ def _of_metric(stat: str) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+def _in_order(column: ColumnElement[Any], descending: bool) -> ColumnElement[Any]:
+    return column.desc() if descending else column.asc()
+
+
 def _with_metric(filters: frozenset[str], stat: str) -> Select:
     """The matching runs that have the stat, with their stored facts (unordered)."""
     return (
@@ -135,10 +139,9 @@ def _with_metric_page_query(filters: frozenset[str], stat: str, descending: bool
     """A slice of the runs that have the stat, in its order (one walk of
     ix_metric_summaries_best/last), ties by run id."""
     value = _stat_column(stat)
-    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
     return (
         _with_metric(filters, stat)
-        .order_by(direction(value), direction(MetricSummary.run_id))
+        .order_by(_in_order(value, descending), _in_order(MetricSummary.run_id, descending))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
@@ -152,7 +155,6 @@ def _with_metric_count_query(filters: frozenset[str], stat: str) -> Select:
 @functools.cache
 def _without_metric_page_query(filters: frozenset[str], stat: str, descending: bool) -> Select:
     """A slice of the runs without the stat, by run id in the sort's direction."""
-    direction = (lambda column: column.desc()) if descending else (lambda column: column.asc())
     return (
         select(*_PAGE_COLUMNS)
         .outerjoin(RunSummary, RunSummary.run_id == Run.id)
@@ -160,7 +162,7 @@ def _without_metric_page_query(filters: frozenset[str], stat: str, descending: b
             *run_stats.run_filters(filters),
             ~exists().where(MetricSummary.run_id == Run.id, *_of_metric(stat)),
         )
-        .order_by(direction(Run.id))
+        .order_by(_in_order(Run.id, descending))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
