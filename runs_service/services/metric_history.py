@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Dialect, Float, Integer, TextClause, bindparam, text
+from sqlalchemy import Dialect, Float, Integer, Select, TextClause, and_, bindparam, text
 
 from runs_service.catalogue import (
     MAX_STEP,
     SERVER_FIELD_SERIES,
     SERVER_PREFIX,
 )
-from runs_service.errors import NotFound
+from runs_service.errors import NotFound, RunNotFound
 from runs_service.extensions import db
 from runs_service.models import Client, MetricSummary, Run, RunMetric, TrainingMode
 from runs_service.models.metric_block import BLOCK_STEPS, block_of
+from runs_service.models.metric_summary import RUN_LEVEL
 from runs_service.models.types import UTCDateTime
 from runs_service.services.downsampling import (
     BUCKET_OF_SQL,
@@ -41,7 +42,7 @@ from runs_service.services.downsampling import (
     m4_positions,
 )
 from runs_service.services.metric_summaries import read_metric_summaries
-from runs_service.services.runs import get_run
+from runs_service.services.runs import check_run_id, get_run
 
 _SERIES_FIELD = {series: field_name for field_name, series in SERVER_FIELD_SERIES.items()}
 
@@ -165,6 +166,9 @@ class Extent:
     count: int
     first_step: int | None
     last_step: int | None
+
+
+NO_POINTS = Extent(0, None, None)
 
 
 def _union_in_range(
@@ -302,7 +306,9 @@ ORDER BY {order}"""
 def downsampled_points(source: Source, lo: int, hi: int, buckets: int) -> Points:
     """M4 of one series over `buckets` equal-width buckets of steps lo..hi."""
     params = {**source.params, "lo": lo, "span": hi - lo + 1, "nb": buckets}
-    return Points.of_rows(db.session.execute(_point_statement(_m4_statement(source)), params).all())
+    return Points.of_rows(
+        db.session.connection().execute(_point_statement(_m4_statement(source)), params).all()
+    )
 
 
 # A bucket at least this wide is read from blocks: most of it is blocks held whole.
@@ -386,7 +392,7 @@ def blocked_points(request: SeriesRequest, lo: int, hi: int, buckets: int) -> Po
         "high_block": block_of(hi),
     }
     statement = _point_statement(_blocked_m4_statement(_dialect()))
-    return Points.of_rows(db.session.execute(statement, params).all())
+    return Points.of_rows(db.session.connection().execute(statement, params).all())
 
 
 def _reads_blocks(request: SeriesRequest, lo: int, hi: int, buckets: int) -> bool:
@@ -549,8 +555,7 @@ def stored_extents(requests: Sequence[SeriesRequest]) -> list[Extent]:
         run_ids = sorted({r.run_id for r in requests if r.client_key == client_key})
         for (run_id, name), extent in _stored_series(run_ids, client_key).items():
             stored[client_key, run_id, name] = extent
-    none = Extent(0, None, None)
-    return [stored.get((r.client_key, r.run_id, r.name), none) for r in requests]
+    return [stored.get((r.client_key, r.run_id, r.name), NO_POINTS) for r in requests]
 
 
 def read_series(
@@ -560,16 +565,20 @@ def read_series(
     max_points: int,
     *,
     shared_grid: bool,
+    stored: Mapping[str, Extent] | None = None,
 ) -> list[dict[str, Any]]:
     """Points of each series in the step range, M4-downsampled where over max_points.
 
     With shared_grid every downsampled series uses one bucket grid, spanning the steps
-    all series have in range; otherwise each spans its own.
+    all series have in range; otherwise each spans its own. `stored`: the whole extents
+    of the series of a single run, by name, when the caller has read them already.
     """
     lo = 0 if start_step is None else start_step
     hi = MAX_STEP if end_step is None else end_step
     sources = [request.source for request in requests]
-    if start_step is None and end_step is None:
+    if start_step is None and end_step is None and stored is not None:
+        extents = [stored.get(request.name, NO_POINTS) for request in requests]
+    elif start_step is None and end_step is None:
         extents = stored_extents(requests)
     else:
         extents = series_extents(sources, lo, hi)
@@ -677,30 +686,64 @@ def _stored_series(run_ids: Sequence[int], client_key: int) -> dict[tuple[int, s
 
 
 def resolve_series(
-    run: Run, names: Sequence[str] | None, client_id: int | None, client: str | None
+    run_id: int,
+    training_mode: TrainingMode,
+    names: Sequence[str],
+    client_id: int | None,
+    client: str | None,
 ) -> list[SeriesRequest]:
-    """The series a request names (or every stored series) with their sources.
+    """The named series of a run with their sources.
 
     In a federated run, server_* names are the series of its server evaluations;
     everything else (and every name of a client) is a metric series.
     """
-    federated = run.training_mode == TrainingMode.FEDERATED and client_id is None
-    if names is None:
-        stored = _stored_series([run.id], client_id or 0)
-        chosen = sorted(name for _, name in stored)
-    else:
-        chosen = list(names)
-    server = _server_sources(run.id, chosen) if federated else {}
+    federated = training_mode == TrainingMode.FEDERATED and client_id is None
+    server = _server_sources(run_id, names) if federated else {}
     return [
         SeriesRequest(
             name,
-            server[name] if name in server else metric_source(run.id, name, client_id),
-            run.id,
+            server[name] if name in server else metric_source(run_id, name, client_id),
+            run_id,
             client,
             client_id or 0,
         )
-        for name in chosen
+        for name in names
     ]
+
+
+@functools.cache
+def _run_level_series_query() -> Select:
+    return (
+        db.select(
+            Run.training_mode,
+            MetricSummary.metric_name,
+            MetricSummary.count,
+            MetricSummary.first_step,
+            MetricSummary.last_step,
+        )
+        .select_from(Run)
+        .outerjoin(
+            MetricSummary,
+            and_(MetricSummary.run_id == Run.id, MetricSummary.client_key == RUN_LEVEL),
+        )
+        .where(Run.id == bindparam("run_id"))
+    )
+
+
+def _run_level_series(run_id: int) -> tuple[TrainingMode, dict[str, Extent]]:
+    """A run's training mode and its stored run-level series (server_* included), in one
+    statement; RunNotFound without the run."""
+    check_run_id(run_id)
+    connection = db.session.connection()
+    rows = connection.execute(_run_level_series_query(), {"run_id": run_id}).all()
+    if not rows:
+        raise RunNotFound(run_id)
+    stored = {
+        name: Extent(count, first_step, last_step)
+        for _, name, count, first_step, last_step in rows
+        if name is not None
+    }
+    return rows[0].training_mode, stored
 
 
 def metric_history(
@@ -712,11 +755,25 @@ def metric_history(
     end_step: int | None = None,
     max_points: int,
 ) -> dict[str, Any]:
-    """The series of one run (by default every run-level and server series), downsampled."""
-    run = get_run(run_id)
-    client_id = None if client is None else _client_id(run_id, client)
-    requests = resolve_series(run, names, client_id, client)
-    series = read_series(requests, start_step, end_step, max_points, shared_grid=False)
+    """The series of one run (by default every stored one, run-level or the client's),
+    downsampled.
+
+    Without a client: the run's mode and its stored series in one statement, then the
+    points. A client's series need its id first, which needs the run.
+    """
+    if client is None:
+        client_id = None
+        training_mode, stored = _run_level_series(run_id)
+    else:
+        training_mode = get_run(run_id).training_mode
+        client_id = _client_id(run_id, client)
+        found = _stored_series([run_id], client_id)
+        stored = {name: extent for (_, name), extent in found.items()}
+    chosen = sorted(stored) if names is None else names
+    requests = resolve_series(run_id, training_mode, chosen, client_id, client)
+    series = read_series(
+        requests, start_step, end_step, max_points, shared_grid=False, stored=stored
+    )
     for entry in series:
         del entry["run_id"]
     return {"run_id": run_id, "max_points": max_points, "series": series}
@@ -745,7 +802,11 @@ def compare_runs(
 ) -> dict[str, Any]:
     """The named series of several runs on one bucket grid, with the runs' facts."""
     runs = _runs(run_ids)
-    requests = [request for run in runs for request in resolve_series(run, names, None, None)]
+    requests = [
+        request
+        for run in runs
+        for request in resolve_series(run.id, run.training_mode, names, None, None)
+    ]
     series = read_series(requests, start_step, end_step, max_points, shared_grid=True)
     for entry in series:
         del entry["client"]

@@ -16,11 +16,15 @@ from runs_service.models.types import utc_now
 from runs_service.services import rollups
 
 
-def get_run(run_id: int, *, for_update: bool = False) -> Run:
-    """The run with this id, or RunNotFound; for_update locks its row until commit."""
-    # Ids beyond the column's range cannot exist; asking the database would overflow.
+def check_run_id(run_id: int) -> None:
+    """RunNotFound for an id beyond the column's range: asking the database would overflow."""
     if not 1 <= run_id <= MAX_RUN_ID:
         raise RunNotFound(run_id)
+
+
+def get_run(run_id: int, *, for_update: bool = False) -> Run:
+    """The run with this id, or RunNotFound; for_update locks its row until commit."""
+    check_run_id(run_id)
     run = db.session.get(Run, run_id, with_for_update=for_update or None)
     if run is None:
         raise RunNotFound(run_id)

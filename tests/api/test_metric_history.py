@@ -453,3 +453,20 @@ def test_a_series_with_many_points_per_bucket_keeps_the_per_bucket_statement(
 
     assert answer["series"][0]["downsampled"]
     assert any("WITH RECURSIVE" in statement for statement in counter.statements)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"names": "val_acc"}, {"names": "val_acc,train_loss", "max_points": 4}],
+    ids=["every series", "one series", "downsampled"],
+)
+def test_a_run_level_history_finds_the_run_and_its_series_in_one_statement(
+    client, centralized, count_statements, query
+):
+    # The run (404 or its training mode) and the stored extents of its series come from
+    # one statement; the points of every series from one more.
+    with count_statements() as counter:
+        answer = _history(client, centralized, **query)
+
+    assert answer["series"] and all(series["total_points"] for series in answer["series"])
+    assert counter.count == 2, counter.statements
