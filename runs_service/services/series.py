@@ -181,30 +181,35 @@ def _merge(
     first, last = ordered[0], ordered[-1]
     if first[0] == current.first_step or last[0] == current.last_step:
         return RECOMPUTE
-    updated = replace(current, count=count, total=total)
-    if first[0] < current.first_step:
-        updated = replace(updated, first_step=first[0], first_value=first[2])
-    if last[0] > current.last_step:
-        updated = replace(updated, last_step=last[0], last_value=last[2])
     low, high = _lowest(ordered), _highest(ordered)
     lower = _beats(low, current.min_value, current.min_step, higher=False)
     higher = _beats(high, current.max_value, current.max_step, higher=True)
     if lower is None or higher is None:
         return RECOMPUTE
-    if lower:
-        updated = replace(updated, min_step=low[0], min_value=low[2])
-    if higher:
-        updated = replace(updated, max_step=high[0], max_value=high[2])
+    best_step, best_value = current.best_step, current.best_value
     best = _best(ordered, rule)
     if best is not None:
-        if current.best_step is None or current.best_value is None:
+        if best_step is None or best_value is None:
             better: bool | None = True
         else:
-            better = _beats(
-                best, current.best_value, current.best_step, higher=rule.direction == "max"
-            )
+            better = _beats(best, best_value, best_step, higher=rule.direction == "max")
         if better is None:
             return RECOMPUTE
         if better:
-            updated = replace(updated, best_step=best[0], best_value=best[2])
-    return updated
+            best_step, best_value = best[0], best[2]
+    earlier, later = first[0] < current.first_step, last[0] > current.last_step
+    # One constructor call: this runs for every series of every batch.
+    return SeriesSummary(
+        count=count,
+        total=total,
+        first_step=first[0] if earlier else current.first_step,
+        first_value=first[2] if earlier else current.first_value,
+        last_step=last[0] if later else current.last_step,
+        last_value=last[2] if later else current.last_value,
+        min_step=low[0] if lower else current.min_step,
+        min_value=low[2] if lower else current.min_value,
+        max_step=high[0] if higher else current.max_step,
+        max_value=high[2] if higher else current.max_value,
+        best_step=best_step,
+        best_value=best_value,
+    )
