@@ -3,6 +3,7 @@
 Metric names come from runs_service.catalogue; this module says what is derived from them.
 """
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -87,6 +88,8 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def _count(name: str, value: int | float) -> int:
+    if type(value) is int and value >= 0:  # the stored final counts: checked once, cheaply
+        return value
     # Counts stored as metric values arrive as floats such as 475.0.
     if isinstance(value, bool) or not float(value).is_integer() or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
@@ -99,23 +102,42 @@ def confusion_statistics(tp: int, tn: int, fp: int, fn: int) -> dict[str, Any]:
         _count(name, value)
         for name, value in zip(SERVER_COUNT_FIELDS, (tp, tn, fp, fn), strict=True)
     )
-    total = tp + tn + fp + fn
-    sensitivity = _ratio(tp, tp + fn)
-    specificity = _ratio(tn, tn + fp)
-    precision = _ratio(tp, tp + fp)
+    statistics = _matrix_statistics(tp, tn, fp, fn)
     return {
         "true_positives": tp,
         "true_negatives": tn,
         "false_positives": fp,
         "false_negatives": fn,
-        "total": total,
+        "total": tp + tn + fp + fn,
+        **statistics,
+        # Fresh lists: the cached answer is shared.
+        "sensitivity_ci95": _list_or_none(statistics["sensitivity_ci95"]),
+        "specificity_ci95": _list_or_none(statistics["specificity_ci95"]),
+    }
+
+
+def _list_or_none(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else list(interval)
+
+
+# A page of the run list derives the same final matrices on every request: remembering
+# them halves the cost of building its 50 summaries (BENCHMARKS.md).
+@functools.lru_cache(maxsize=4096)
+def _matrix_statistics(tp: int, tn: int, fp: int, fn: int) -> dict[str, Any]:
+    """The ratios and intervals of valid counts (read-only: shared by every caller)."""
+    sensitivity = _ratio(tp, tp + fn)
+    specificity = _ratio(tn, tn + fp)
+    precision = _ratio(tp, tp + fp)
+    sensitivity_ci95 = wilson_interval(tp, tp + fn)
+    specificity_ci95 = wilson_interval(tn, tn + fp)
+    return {
         "sensitivity": round(sensitivity, 4),
         "specificity": round(specificity, 4),
         "precision_cm": round(precision, 4),
-        "accuracy_cm": round(_ratio(tp + tn, total), 4),
+        "accuracy_cm": round(_ratio(tp + tn, tp + tn + fp + fn), 4),
         "f1_cm": round(_ratio(2 * precision * sensitivity, precision + sensitivity), 4),
-        "sensitivity_ci95": wilson_interval(tp, tp + fn),
-        "specificity_ci95": wilson_interval(tn, tn + fp),
+        "sensitivity_ci95": None if sensitivity_ci95 is None else tuple(sensitivity_ci95),
+        "specificity_ci95": None if specificity_ci95 is None else tuple(specificity_ci95),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Integer,
     Row,
     Select,
@@ -59,6 +60,11 @@ _PAGE_COLUMNS = (
     RunSummary.registered_clients,
     *(getattr(RunSummary, column) for column, _ in FINAL_COUNT_COLUMNS),
 )
+
+
+def _connection() -> Connection:
+    """The session's connection: Core statements skip the ORM's per-statement work."""
+    return db.session.connection()
 
 
 def _sort_key(sort_by: str) -> tuple[ColumnElement[Any], bool]:
@@ -179,21 +185,23 @@ def _metric_page(
     every page a scan at 100,000 runs that all have the metric.
     """
     limit, offset = params["limit"], params["offset"]
-    runs = db.session.execute(_with_metric_page_query(filters, stat, descending), params).all()
+    runs = _connection().execute(_with_metric_page_query(filters, stat, descending), params).all()
     if len(runs) == limit:
         return runs
     if runs:
         with_stat = offset + len(runs)
     else:
         # The page starts past the runs with the stat: how many are there?
-        with_stat = db.session.scalar(_with_metric_count_query(filters, stat), params)
+        with_stat = _connection().scalar(_with_metric_count_query(filters, stat), params)
     skip = max(0, offset - with_stat)  # runs without the stat before the page
     if total - with_stat <= skip:
         return runs
     without = {**params, "limit": limit - len(runs), "offset": skip}
     return (
         runs
-        + db.session.execute(_without_metric_page_query(filters, stat, descending), without).all()
+        + _connection()
+        .execute(_without_metric_page_query(filters, stat, descending), without)
+        .all()
     )
 
 
@@ -215,7 +223,7 @@ def _metric_columns(run_ids: list[int], names: list[str]) -> dict[int, dict[str,
     """{run_id: {name: {best, last}}} of the page's runs, in one statement."""
     columns = {run_id: {name: {"best": None, "last": None} for name in names} for run_id in run_ids}
     if run_ids:
-        rows = db.session.execute(_metric_columns_query(), {"run_ids": run_ids, "names": names})
+        rows = _connection().execute(_metric_columns_query(), {"run_ids": run_ids, "names": names})
         for run_id, name, best, last in rows:
             columns[run_id][name] = {"best": best, "last": last}
     return columns
@@ -314,14 +322,14 @@ def list_runs(
     if filters <= _COUNTED_BY_ROLLUPS:
         total = rollups.run_count(params.get("statuses"), params.get("training_modes"))
     else:
-        total = db.session.scalar(_count_query(filters), params)
+        total = _connection().scalar(_count_query(filters), params)
     descending = sort_order == "desc"
     params.update(limit=limit, offset=offset)
     if sort_by == METRIC_SORT_KEY:
         params.update(sort_metric=sort_metric)
         page = _metric_page(filters, sort_stat, descending, params, total)
     else:
-        page = db.session.execute(_page_query(filters, sort_by, descending), params).all()
+        page = _connection().execute(_page_query(filters, sort_by, descending), params).all()
     summaries = [_summary(run) for run in page]
     if metrics:
         columns = _metric_columns([run.id for run in page], metrics)

@@ -417,7 +417,7 @@ def run_count(
     if training_modes is not None:
         params["training_modes"] = list(training_modes)
     query = _run_count_query(statuses is not None, training_modes is not None)
-    return int(db.session.scalar(query, params))
+    return int(_connection().scalar(query, params))
 
 
 @functools.cache
