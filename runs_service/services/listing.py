@@ -83,7 +83,20 @@ _COUNTED_BY_ROLLUPS = frozenset({"statuses", "training_modes"})
 
 @functools.cache
 def _count_query(filters: frozenset[str]) -> Select:
+    """How many runs match the filters: a sum over the roll-ups where they can say."""
+    if filters <= _COUNTED_BY_ROLLUPS:
+        return rollups.run_count_query("statuses" in filters, "training_modes" in filters)
     return select(func.count()).select_from(Run).where(*run_stats.run_filters(filters))
+
+
+def _with_total(query: Select, filters: frozenset[str]) -> Select:
+    """The query with the matching runs' total on every row (an uncorrelated subquery,
+    run once): a page that has runs needs no statement of its own to count them."""
+    return query.add_columns(_count_query(filters).scalar_subquery().label("total"))
+
+
+def _total(filters: frozenset[str], params: dict[str, Any]) -> int:
+    return int(_connection().scalar(_count_query(filters), params))
 
 
 @functools.cache
@@ -105,7 +118,8 @@ def _page_query(filters: frozenset[str], sort_by: str, descending: bool) -> Sele
         # Nulls last in both directions; non-null keys stay plain so indexes serve them.
         order.append(key.nulls_last() if nullable else key)
     order.append(run_id.desc() if descending else run_id.asc())
-    return query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
+    query = query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
+    return _with_total(query, filters)
 
 
 def _stat_column(stat: str) -> ColumnElement[float]:
@@ -145,12 +159,13 @@ def _with_metric_page_query(filters: frozenset[str], stat: str, descending: bool
     """A slice of the runs that have the stat, in its order (one walk of
     ix_metric_summaries_best/last), ties by run id."""
     value = _stat_column(stat)
-    return (
+    query = (
         _with_metric(filters, stat)
         .order_by(_in_order(value, descending), _in_order(MetricSummary.run_id, descending))
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
+    return _with_total(query, filters)
 
 
 @functools.cache
@@ -175,9 +190,10 @@ def _without_metric_page_query(filters: frozenset[str], stat: str, descending: b
 
 
 def _metric_page(
-    filters: frozenset[str], stat: str, descending: bool, params: dict[str, Any], total: int
-) -> list[Row]:
-    """The page sorted by one run-level series' stored stat, runs without it last.
+    filters: frozenset[str], stat: str, descending: bool, params: dict[str, Any]
+) -> tuple[list[Row], int]:
+    """The page sorted by one run-level series' stored stat, runs without it last, and
+    the total of matching runs.
 
     The runs with the stat come first, a slice of one index walk. The runs without it are
     read only when the page reaches past the last run with it and the total says some are
@@ -186,23 +202,21 @@ def _metric_page(
     """
     limit, offset = params["limit"], params["offset"]
     runs = _connection().execute(_with_metric_page_query(filters, stat, descending), params).all()
-    if len(runs) == limit:
-        return runs
     if runs:
+        total = runs[0].total
+        if len(runs) == limit:
+            return runs, total
         with_stat = offset + len(runs)
     else:
-        # The page starts past the runs with the stat: how many are there?
+        # The page starts past the runs with the stat: how many are there, of how many?
+        total = _total(filters, params)
         with_stat = _connection().scalar(_with_metric_count_query(filters, stat), params)
     skip = max(0, offset - with_stat)  # runs without the stat before the page
     if total - with_stat <= skip:
-        return runs
+        return runs, total
     without = {**params, "limit": limit - len(runs), "offset": skip}
-    return (
-        runs
-        + _connection()
-        .execute(_without_metric_page_query(filters, stat, descending), without)
-        .all()
-    )
+    page = _connection().execute(_without_metric_page_query(filters, stat, descending), without)
+    return runs + page.all(), total
 
 
 @functools.cache
@@ -295,9 +309,10 @@ def list_runs(
 ) -> dict[str, Any]:
     """One page of run summaries and the number of runs matching the filters.
 
-    Two statements whatever the page size: the count and the page with its stored facts
-    (sorted by a metric, a second for the runs without it when the page reaches them);
-    one more with `metrics`, for the named series of the page's runs.
+    One statement whatever the page size: the page with its stored facts and the total
+    on every row (a second to count when the page is empty; sorted by a metric, more for
+    the runs without it when the page reaches them); one more with `metrics`, for the
+    named series of the page's runs.
     """
     if sort_by not in LIST_SORT_KEYS:
         raise InvalidInput(f"sort_by must be one of {', '.join(LIST_SORT_KEYS)}.")
@@ -319,17 +334,15 @@ def list_runs(
     params.update(run_stats.tag_params(tag))
     params.update(run_stats.search_params(q))
     filters = run_stats.filter_names(params)
-    if filters <= _COUNTED_BY_ROLLUPS:
-        total = rollups.run_count(params.get("statuses"), params.get("training_modes"))
-    else:
-        total = _connection().scalar(_count_query(filters), params)
     descending = sort_order == "desc"
     params.update(limit=limit, offset=offset)
     if sort_by == METRIC_SORT_KEY:
         params.update(sort_metric=sort_metric)
-        page = _metric_page(filters, sort_stat, descending, params, total)
+        page, total = _metric_page(filters, sort_stat, descending, params)
     else:
         page = _connection().execute(_page_query(filters, sort_by, descending), params).all()
+        # Past the last matching run the page is empty and says no total: count apart.
+        total = page[0].total if page else _total(filters, params)
     summaries = [_summary(run) for run in page]
     if metrics:
         columns = _metric_columns([run.id for run in page], metrics)

@@ -13,7 +13,7 @@ or drops below it, the group's maximum is read again from that group's runs (one
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, localcontext
@@ -392,7 +392,10 @@ def _mean(total: int, divisor: int) -> Decimal | None:
 
 
 @functools.cache
-def _run_count_query(by_status: bool, by_mode: bool) -> Select:
+def run_count_query(by_status: bool, by_mode: bool) -> Select:
+    """How many runs have one of the statuses and one of the modes bound as `statuses`
+    and `training_modes` (expanding; each only when asked): a sum over the roll-up rows
+    (one per mode, status and start day), so it does not grow with the number of runs."""
     table = AnalyticsRollup.__table__
     query = select(func.coalesce(func.sum(table.c.runs), 0))
     if by_status:
@@ -400,24 +403,6 @@ def _run_count_query(by_status: bool, by_mode: bool) -> Select:
     if by_mode:
         query = query.where(table.c.training_mode.in_(bindparam("training_modes", expanding=True)))
     return query
-
-
-def run_count(
-    statuses: Sequence[RunStatus] | None = None,
-    training_modes: Sequence[TrainingMode] | None = None,
-) -> int:
-    """How many runs have one of these statuses and one of these modes (None: any).
-
-    A sum over the roll-up rows (one per mode, status and start day), so it does not grow
-    with the number of runs; the run list's total for these filters.
-    """
-    params: dict[str, Any] = {}
-    if statuses is not None:
-        params["statuses"] = list(statuses)
-    if training_modes is not None:
-        params["training_modes"] = list(training_modes)
-    query = _run_count_query(statuses is not None, training_modes is not None)
-    return int(_connection().scalar(query, params))
 
 
 @functools.cache
