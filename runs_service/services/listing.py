@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Integer,
     Row,
     Select,
@@ -62,11 +61,6 @@ _PAGE_COLUMNS = (
 )
 
 
-def _connection() -> Connection:
-    """The session's connection: Core statements skip the ORM's per-statement work."""
-    return db.session.connection()
-
-
 def _sort_key(sort_by: str) -> tuple[ColumnElement[Any], bool]:
     """The column a sort key orders by, and whether it can be null."""
     if sort_by in BEST_SORT_KEYS:
@@ -96,7 +90,7 @@ def _with_total(query: Select, filters: frozenset[str]) -> Select:
 
 
 def _total(filters: frozenset[str], params: dict[str, Any]) -> int:
-    return int(_connection().scalar(_count_query(filters), params))
+    return int(db.session.connection().scalar(_count_query(filters), params))
 
 
 @functools.cache
@@ -201,7 +195,8 @@ def _metric_page(
     every page a scan at 100,000 runs that all have the metric.
     """
     limit, offset = params["limit"], params["offset"]
-    runs = _connection().execute(_with_metric_page_query(filters, stat, descending), params).all()
+    connection = db.session.connection()
+    runs = connection.execute(_with_metric_page_query(filters, stat, descending), params).all()
     if runs:
         total = runs[0].total
         if len(runs) == limit:
@@ -210,12 +205,12 @@ def _metric_page(
     else:
         # The page starts past the runs with the stat: how many are there, of how many?
         total = _total(filters, params)
-        with_stat = _connection().scalar(_with_metric_count_query(filters, stat), params)
+        with_stat = connection.scalar(_with_metric_count_query(filters, stat), params)
     skip = max(0, offset - with_stat)  # runs without the stat before the page
     if total - with_stat <= skip:
         return runs, total
     without = {**params, "limit": limit - len(runs), "offset": skip}
-    page = _connection().execute(_without_metric_page_query(filters, stat, descending), without)
+    page = connection.execute(_without_metric_page_query(filters, stat, descending), without)
     return runs + page.all(), total
 
 
@@ -237,7 +232,8 @@ def _metric_columns(run_ids: list[int], names: list[str]) -> dict[int, dict[str,
     """{run_id: {name: {best, last}}} of the page's runs, in one statement."""
     columns = {run_id: {name: {"best": None, "last": None} for name in names} for run_id in run_ids}
     if run_ids:
-        rows = _connection().execute(_metric_columns_query(), {"run_ids": run_ids, "names": names})
+        parameters = {"run_ids": run_ids, "names": names}
+        rows = db.session.connection().execute(_metric_columns_query(), parameters)
         for run_id, name, best, last in rows:
             columns[run_id][name] = {"best": best, "last": last}
     return columns
@@ -340,7 +336,8 @@ def list_runs(
         params.update(sort_metric=sort_metric)
         page, total = _metric_page(filters, sort_stat, descending, params)
     else:
-        page = _connection().execute(_page_query(filters, sort_by, descending), params).all()
+        query = _page_query(filters, sort_by, descending)
+        page = db.session.connection().execute(query, params).all()
         # Past the last matching run the page is empty and says no total: count apart.
         total = page[0].total if page else _total(filters, params)
     summaries = [_summary(run) for run in page]
