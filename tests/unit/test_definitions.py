@@ -213,6 +213,21 @@ def test_confusion_statistics_hand_computed_example():
     }
 
 
+def test_confusion_statistics_answers_are_independent_of_each_other():
+    # The derived numbers are remembered per count: a caller changing its answer must not
+    # change the next caller's.
+    first = confusion_statistics(tp=40, tn=45, fp=5, fn=10)
+    first["sensitivity_ci95"].append(1.0)
+    first["specificity_ci95"][0] = 0.0
+    first["sensitivity"] = -1.0
+    again = confusion_statistics(tp=40, tn=45, fp=5, fn=10)
+    assert again["sensitivity"] == 0.8
+    assert again["sensitivity_ci95"] == [0.6696, 0.8876]
+    assert again["specificity_ci95"] == [0.7864, 0.9565]
+    # Counts stored as floats (metric values) answer as the integers they are.
+    assert confusion_statistics(tp=40.0, tn=45.0, fp=5.0, fn=10.0) == again
+
+
 def test_confusion_statistics_f1_uses_unrounded_precision_and_sensitivity():
     # p = 1.0, s = 1/6: 2ps/(p+s) = 2/7 = 0.285714..., while rounded p and s would give 0.2858.
     stats = confusion_statistics(tp=1, tn=4, fp=0, fn=5)
