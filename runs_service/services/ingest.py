@@ -22,6 +22,7 @@ from runs_service.services.metric_summaries import (
     evaluation_changes,
     existing_evaluations,
     metric_point_changes,
+    new_point_count,
     read_batch_state,
     series_update,
     series_writes,
@@ -30,6 +31,7 @@ from runs_service.services.metric_summaries import (
 )
 from runs_service.services.runs import get_run
 from runs_service.services.summaries import (
+    metric_batch_writes,
     record_evaluation_batch,
     record_metric_batch,
     record_new_clients,
@@ -158,9 +160,15 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
     )
     key_columns = ("run_id", "metric_name", "step", "client_key", "round_key")
     value_columns = ("metric_value", "dataset_type", "timestamp")
+    summary_writes = None
     if update is not None:
-        # Points, summaries and blocks stored together (PostgreSQL: one statement).
-        writes = series_writes(run_id, update)
+        # Points, summaries, blocks, and mostly the run's summary and roll-up, stored
+        # together (PostgreSQL: one statement).
+        inserted = new_point_count(rows, state.points)
+        summary_writes = metric_batch_writes(
+            run, inserted, new_clients, update.series, changes, state.run_bests
+        )
+        writes = [*series_writes(run_id, update), *(summary_writes or [])]
         result = upsert(db.session, RunMetric.__table__, rows, key_columns, value_columns, writes)
         delete_gone(run_id, update)
     else:
@@ -171,7 +179,10 @@ def log_metrics(run_id: int, points: Sequence[dict[str, Any]]) -> BatchResult:
             run_id, changes, state.summaries, state.blocks, also, federated=federated
         )
         store_series_update(run_id, update)
-    record_metric_batch(run, result.inserted, new_clients, update.series, changes, state.run_bests)
+    if summary_writes is None:
+        record_metric_batch(
+            run, result.inserted, new_clients, update.series, changes, state.run_bests
+        )
     db.session.commit()
     return result
 

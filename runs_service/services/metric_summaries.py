@@ -71,7 +71,7 @@ from runs_service.services.series import (
     summarize,
     summary_of_columns,
 )
-from runs_service.services.upsert import Overwrite, overwrite
+from runs_service.services.upsert import Overwrite, store
 
 # (metric_name, client_key): one series of a run.
 SeriesKey = tuple[str, int]
@@ -310,6 +310,21 @@ def metric_point_changes(
     return changes
 
 
+def new_point_count(rows: Sequence[Mapping[str, Any]], existing: Mapping[PointKey, float]) -> int:
+    """How many of the run_metrics rows about to be upserted are not stored yet (existing:
+    BatchState.points, read under the run's lock, so the upsert will insert exactly these)."""
+    return sum(
+        (
+            row["metric_name"],
+            row["step"],
+            row["client_id"] or RUN_LEVEL,
+            -1 if row["round_number"] is None else row["round_number"],
+        )
+        not in existing
+        for row in rows
+    )
+
+
 def existing_evaluations(run_id: int, rounds: Iterable[int]) -> dict[int, Mapping[str, Any]]:
     """The stored evaluations of these rounds (the columns that form series), by round."""
     query = select(*EVALUATION_SERIES_COLUMNS).where(
@@ -460,7 +475,7 @@ def delete_gone(run_id: int, update: SeriesUpdate) -> None:
 
 def store_series_update(run_id: int, update: SeriesUpdate) -> None:
     """Store an update's summaries and blocks (PostgreSQL: both upserts in one statement)."""
-    overwrite(db.session, series_writes(run_id, update))
+    store(db.session, series_writes(run_id, update))
     delete_gone(run_id, update)
 
 

@@ -26,7 +26,7 @@ from runs_service.extensions import db
 from runs_service.models import AnalyticsRollup, Run, RunStatus, RunSummary, TrainingMode
 from runs_service.models.rollup import IN_PROGRESS_SHARDS, SCORE_SCALE
 from runs_service.services import run_stats
-from runs_service.services.upsert import dialect_insert
+from runs_service.services.upsert import CoreWrite, dialect_insert
 
 GroupKey = tuple[TrainingMode, RunStatus, date, int]
 KEY_COLUMNS = ("training_mode", "status", "start_day", "shard")
@@ -272,6 +272,27 @@ def move_contribution(old: Contribution | None, new: Contribution | None) -> Non
             "held": held,
         },
     )
+
+
+def contribution_writes(
+    old: Contribution | None, new: Contribution | None
+) -> list[CoreWrite] | None:
+    """A run's contribution moving within its group, as writes to send with the batch
+    that changes it: none when nothing moves. None when only move_contribution can do it,
+    after the batch: the run changes group, or the group's maximum may leave with it."""
+    if old == new:
+        return []
+    if old is None or new is None or old.key != new.key:
+        return None
+    if old.accuracy is not None and (new.accuracy is None or new.accuracy < old.accuracy):
+        return None
+    removed, added = old.sums(-1), new.sums(1)
+    row = {
+        **dict(zip(KEY_COLUMNS, new.key, strict=True)),
+        **{column: removed[column] + added[column] for column in SUM_COLUMNS},
+        "max_accuracy": new.accuracy,
+    }
+    return [CoreWrite(_increment_statement(db.session.get_bind().dialect.name), row)]
 
 
 def _sortable(key: GroupKey) -> tuple[str, str, date, int]:

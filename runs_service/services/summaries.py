@@ -25,7 +25,7 @@ from runs_service.services.definitions import CentralizedView, FederatedView
 from runs_service.services.metric_summaries import SeriesKey
 from runs_service.services.results import load_history_view
 from runs_service.services.series import SeriesSummary
-from runs_service.services.upsert import dialect_insert
+from runs_service.services.upsert import CoreWrite, dialect_insert
 
 # RunSummary column -> key of a history view's bests.
 BEST_COLUMNS = tuple((f"best_{metric.key}", metric.best_key) for metric in SCORE_METRICS)
@@ -120,12 +120,14 @@ def _score_best(series: Mapping[str, SeriesSummary], names: Sequence[str]) -> An
 
 
 def centralized_facts(
-    series: Mapping[str, SeriesSummary], value_at: Callable[[Sequence[str], int], dict[str, float]]
+    series: Mapping[str, SeriesSummary],
+    value_at: Callable[[Sequence[str], int], dict[str, float]] | None,
 ) -> dict[str, Any] | None:
     """A centralized run's bests and final counts from its run-level series summaries.
 
     value_at(names, step) reads single points (a count series that goes on past the
-    final epoch). None when only the points can decide (a metric logged under two names).
+    final epoch). None when only the points can decide (a metric logged under two names,
+    or a point to read without value_at).
     """
     values: dict[str, Any] = {}
     for metric in SCORE_METRICS:
@@ -147,6 +149,8 @@ def centralized_facts(
                 counts[name] = summary.last_value
             elif summary is not None and summary.last_step > final:
                 beyond.append(name)
+        if beyond and value_at is None:
+            return None
         if beyond:
             counts.update(value_at(beyond, final))
     complete = None not in counts.values()
@@ -223,17 +227,16 @@ def series_to_read(run: Run) -> list[SeriesKey]:
     return [(metric.series_name, RUN_LEVEL) for metric in SCORE_METRICS]
 
 
-def record_metric_batch(
+def _metric_batch_values(
     run: Run,
     inserted: int,
     new_clients: int,
     series: Mapping[SeriesKey, SeriesSummary | None],
     changed: Iterable[SeriesKey],
-    old_bests: Mapping[str, float | None] | None,
-) -> None:
-    """Update a run's summary after a metric batch from its series (series_to_read's and
-    the changed ones, as series_update returns them); old_bests are the run's
-    stored bests as the batch read them (BatchState.run_bests)."""
+    value_at: Callable[[Sequence[str], int], dict[str, float]] | None,
+) -> dict[str, Any] | None:
+    """What a metric batch changes in its run's summary (counts as increments); None when
+    only the run's points can say (centralized_facts)."""
     values: dict[str, Any] = {
         "metrics_count": inserted,
         "registered_clients": new_clients,
@@ -248,12 +251,60 @@ def record_metric_batch(
             for (name, client), summary in series.items()
             if client == RUN_LEVEL and summary is not None
         }
-        facts = centralized_facts(run_level, _run_level_values_at(run.id))
+        facts = centralized_facts(run_level, value_at)
         if facts is None:
-            refresh_run_summary(run)
-            return
+            return None
         values.update(facts)
+    return values
+
+
+def record_metric_batch(
+    run: Run,
+    inserted: int,
+    new_clients: int,
+    series: Mapping[SeriesKey, SeriesSummary | None],
+    changed: Iterable[SeriesKey],
+    old_bests: Mapping[str, float | None] | None,
+) -> None:
+    """Update a run's summary after a metric batch from its series (series_to_read's and
+    the changed ones, as series_update returns them); old_bests are the run's
+    stored bests as the batch read them (BatchState.run_bests)."""
+    values = _metric_batch_values(
+        run, inserted, new_clients, series, changed, _run_level_values_at(run.id)
+    )
+    if values is None:
+        refresh_run_summary(run)
+        return
     _update_summary(run, values, old_bests)
+
+
+def metric_batch_writes(
+    run: Run,
+    inserted: int,
+    new_clients: int,
+    series: Mapping[SeriesKey, SeriesSummary | None],
+    changed: Iterable[SeriesKey],
+    old_bests: Mapping[str, float | None] | None,
+) -> list[CoreWrite] | None:
+    """record_metric_batch's writes, to send with the batch's points (PostgreSQL: in the
+    same statement, two round trips fewer): the summary's UPDATE and the roll-up's
+    increment. None when only record_metric_batch can do it, after the points: no
+    summary yet, facts that need a stored point, or a group's maximum that may leave.
+    """
+    if old_bests is None:
+        return None
+    values = _metric_batch_values(run, inserted, new_clients, series, changed, value_at=None)
+    if values is None:
+        return None
+    values["updated_at"] = utc_now()
+    writes = [
+        CoreWrite(_update_statement(tuple(sorted(values))), {**values, "summary_run_id": run.id})
+    ]
+    new_bests = {**old_bests, **{c: values[c] for c in rollups.BEST_COLUMNS if c in values}}
+    moves = rollups.contribution_writes(
+        rollups.run_contribution(run, old_bests), rollups.run_contribution(run, new_bests)
+    )
+    return None if moves is None else writes + moves
 
 
 def record_evaluation_batch(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 
 from runs_service.models.types import utc_now
 
@@ -140,32 +143,77 @@ class Overwrite:
     rows: Sequence[dict[str, Any]]
 
 
-def _overwrite_statements(dialect: Dialect, writes: Sequence[Overwrite]) -> list[tuple[str, Any]]:
-    """INSERT … ON CONFLICT DO UPDATE of every non-key column, one per table with rows.
+@dataclass(frozen=True)
+class CoreWrite:
+    """A Core INSERT or UPDATE and its parameters, written along with other rows."""
+
+    statement: UpdateBase
+    parameters: Mapping[str, Any]
+
+
+Write = Overwrite | CoreWrite
+
+
+def _overwrite_statement(dialect: Dialect, write: Overwrite) -> tuple[str, Any]:
+    """INSERT … ON CONFLICT DO UPDATE of every non-key column.
 
     PostgreSQL: from unnest arrays (one parameter per column); SQLite: one-row VALUES
     for an executemany, cheaper in-process than reading the rows back from JSON.
     """
     quote = dialect.identifier_preparer.quote
-    statements: list[tuple[str, Any]] = []
-    for write in (write for write in writes if write.rows):
-        if dialect.name == "sqlite":
-            columns, values = _values(write.table, write.rows, dialect)
-            source = f"VALUES ({', '.join('?' for _ in columns)})"
-            parameters: Any = [tuple(row) for row in values]
-        else:
-            columns, source, source_parameters = _source(write.table, write.rows, dialect)
-            parameters = tuple(source_parameters)
-        assignments = ", ".join(
-            f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in write.key_columns
-        )
-        sql = (
-            f"INSERT INTO {quote(write.table.name)} ({', '.join(map(quote, columns))}) {source}"
-            f" ON CONFLICT ({', '.join(map(quote, write.key_columns))})"
-            f" DO UPDATE SET {assignments}"
-        )
-        statements.append((sql, parameters))
-    return statements
+    if dialect.name == "sqlite":
+        columns, values = _values(write.table, write.rows, dialect)
+        source = f"VALUES ({', '.join('?' for _ in columns)})"
+        parameters: Any = [tuple(row) for row in values]
+    else:
+        columns, source, source_parameters = _source(write.table, write.rows, dialect)
+        parameters = tuple(source_parameters)
+    assignments = ", ".join(
+        f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in write.key_columns
+    )
+    sql = (
+        f"INSERT INTO {quote(write.table.name)} ({', '.join(map(quote, columns))}) {source}"
+        f" ON CONFLICT ({', '.join(map(quote, write.key_columns))})"
+        f" DO UPDATE SET {assignments}"
+    )
+    return sql, parameters
+
+
+# PostgreSQL with positional placeholders (%s), so that a Core statement's text can join
+# the hand-spelled ones in one statement.
+_POSITIONAL_POSTGRESQL = psycopg.dialect(paramstyle="format")
+
+
+@functools.lru_cache(maxsize=64)
+def _positional_form(statement: UpdateBase) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """A Core statement's PostgreSQL text and, per placeholder, its parameter's name and
+    its type's conversion (cached: the callers build each statement once)."""
+    dialect = _POSITIONAL_POSTGRESQL
+    compiled = statement.compile(dialect=dialect)
+    binds = tuple(
+        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in compiled.positiontup or ()
+    )
+    return compiled.string, binds
+
+
+def _core_statement(write: CoreWrite) -> tuple[str, tuple[Any, ...]]:
+    sql, binds = _positional_form(write.statement)
+    values = write.parameters
+    return sql, tuple(
+        values[name] if process is None else process(values[name]) for name, process in binds
+    )
+
+
+def _write_statements(dialect: Dialect, writes: Sequence[Write]) -> list[tuple[str, Any]]:
+    """PostgreSQL: each write with rows as one statement's text and positional parameters."""
+    return [
+        _core_statement(write)
+        if isinstance(write, CoreWrite)
+        else _overwrite_statement(dialect, write)
+        for write in writes
+        if isinstance(write, CoreWrite) or write.rows
+    ]
 
 
 def _with_writes(statements: Sequence[tuple[str, Any]], last: tuple[str, Any]) -> tuple[str, Any]:
@@ -177,18 +225,25 @@ def _with_writes(statements: Sequence[tuple[str, Any]], last: tuple[str, Any]) -
     return f"WITH {ctes} {last[0]}", parameters
 
 
-def overwrite(session: Session, writes: Sequence[Overwrite]) -> None:
-    """Store rows of several tables, replacing every value of a row whose key exists.
+def store(session: Session, writes: Sequence[Write]) -> None:
+    """Store rows of several tables, replacing every value of a row whose key exists, and
+    run Core writes, in order.
 
-    PostgreSQL: one statement (a data-modifying WITH per table but the last), one round
-    trip; SQLite: an executemany per table. Every row of a table has the same keys.
+    PostgreSQL: one statement (a data-modifying WITH per write but the last), one round
+    trip; SQLite: an executemany per table, an execution per Core write.
     """
     dialect = session.get_bind().dialect
-    statements = _overwrite_statements(dialect, writes)
-    if dialect.name == "postgresql" and statements:
-        statements = [_with_writes(statements[:-1], statements[-1])]
-    for statement, parameters in statements:
-        session.connection().exec_driver_sql(statement, parameters)
+    connection = session.connection()
+    if dialect.name == "postgresql":
+        statements = _write_statements(dialect, writes)
+        if statements:
+            connection.exec_driver_sql(*_with_writes(statements[:-1], statements[-1]))
+        return
+    for each in writes:
+        if isinstance(each, CoreWrite):
+            connection.execute(each.statement, each.parameters)
+        elif each.rows:
+            connection.exec_driver_sql(*_overwrite_statement(dialect, each))
 
 
 def upsert(
@@ -197,18 +252,18 @@ def upsert(
     rows: Sequence[dict[str, Any]],
     key_columns: Sequence[str],
     value_columns: Sequence[str],
-    also: Sequence[Overwrite] = (),
+    also: Sequence[Write] = (),
 ) -> BatchResult:
     """Insert rows, overwrite those whose values changed, and count what happened.
 
     The update only fires when a value differs, so unchanged rows return nothing;
     `updated_at` is null on a fresh insert, which tells inserted from updated
     without reading first (no check-then-insert race). Every row has the same keys.
-    `also` are overwrites of other tables sent with it: on PostgreSQL in the same
+    `also` are writes of other tables sent with it: on PostgreSQL in the same
     statement (one round trip), on SQLite before it.
     """
     if not rows:
-        overwrite(session, also)
+        store(session, also)
         return BatchResult()
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
@@ -226,10 +281,10 @@ def upsert(
     parameters = (*source_parameters, _bound_now(table, dialect))
     if dialect.name == "postgresql":
         statement, parameters = _with_writes(
-            _overwrite_statements(dialect, also), (statement, parameters)
+            _write_statements(dialect, also), (statement, parameters)
         )
     else:
-        overwrite(session, also)
+        store(session, also)
     written = session.connection().exec_driver_sql(statement, parameters).scalars().all()
     inserted = sum(1 for updated_at in written if updated_at is None)
     updated = len(written) - inserted

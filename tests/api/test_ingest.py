@@ -468,3 +468,32 @@ def test_the_batch_read_has_one_text_whatever_the_names_on_postgresql(
         texts += [statement for statement in counter.statements if " AS kind" in statement]
     assert len(texts) == 2 and texts[0] == texts[1]
     assert len(texts[0]) <= 4096
+
+
+def test_an_epoch_that_raises_a_best_is_three_statements_on_postgresql(
+    client, auth, create_run, count_statements, is_postgres
+):
+    """Lock the run, read what the batch changes, write it all: the points, their series'
+    summaries and blocks, the run's summary and its analytics roll-up in one statement."""
+    if not is_postgres:
+        pytest.skip("SQLite runs each write as a statement of its own: no round trips")
+    run_id = create_run(status="completed")["id"]
+    epochs = [
+        [
+            {"metric_name": "train_loss", "metric_value": 0.7 - 0.1 * step, "step": step},
+            {"metric_name": "val_acc", "metric_value": 0.6 + 0.1 * step, "step": step},
+            {"metric_name": "val_auroc", "metric_value": 0.7 + 0.1 * step, "step": step},
+        ]
+        for step in range(3)
+    ]
+    assert post(client, auth, run_id, "metrics", epochs[0]).status_code == 200
+    for points in epochs[1:]:
+        with count_statements() as counter:
+            assert post(client, auth, run_id, "metrics", points).get_json()["inserted"] == 3
+        assert counter.count == 3, counter.statements
+    (listed,) = client.get("/api/runs/list").get_json()["runs"]
+    assert listed["metrics_count"] == 9
+    assert listed["best_val_accuracy"] == pytest.approx(0.8)
+    analytics = client.get("/api/runs/analytics/summary").get_json()["centralized"]
+    assert analytics["max_accuracy"] == pytest.approx(0.8)
+    assert analytics["avg_accuracy"] == pytest.approx(0.8)
