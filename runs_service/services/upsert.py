@@ -214,7 +214,8 @@ def _core_statement(write: CoreWrite) -> tuple[str, tuple[Any, ...]]:
 
 
 def _write_statements(dialect: Dialect, writes: Sequence[Write]) -> list[tuple[str, Any]]:
-    """PostgreSQL: each write with rows as one statement's text and positional parameters."""
+    """PostgreSQL: each Core write, and each overwrite that has rows, as one statement's
+    text and its positional parameters."""
     return [
         _core_statement(write)
         if isinstance(write, CoreWrite)
