@@ -36,7 +36,7 @@ from runs_service.catalogue import (
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
 from runs_service.models import MetricSummary, Run, RunStatus, RunSummary, TrainingMode
-from runs_service.models.metric_summary import RUN_LEVEL
+from runs_service.models.metric_summary import is_run_level
 from runs_service.models.types import utc_now
 from runs_service.services import rollups, run_stats
 from runs_service.services.definitions import (
@@ -84,7 +84,7 @@ def _finals(filters: frozenset[str]) -> Subquery:
         )
         .join(Run, Run.id == MetricSummary.run_id)
         .where(
-            MetricSummary.client_key == RUN_LEVEL,
+            is_run_level(MetricSummary.client_key),
             MetricSummary.metric_name.in_(_FINAL_SOURCE_NAMES),
             *run_stats.run_filters(filters),
         )

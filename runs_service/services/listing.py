@@ -17,7 +17,6 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
-    literal_column,
     select,
 )
 from sqlalchemy.dialects import postgresql
@@ -33,7 +32,7 @@ from runs_service.catalogue import (
 from runs_service.errors import InvalidInput
 from runs_service.extensions import db
 from runs_service.models import MetricSummary, Run, RunStatus, RunSummary, TrainingMode
-from runs_service.models.metric_summary import RUN_LEVEL
+from runs_service.models.metric_summary import is_run_level
 from runs_service.services import rollups, run_stats
 from runs_service.services.definitions import (
     client_count,
@@ -127,11 +126,7 @@ def _of_metric(stat: str) -> tuple[ColumnElement[bool], ...]:
     """The run-level series named by the `sort_metric` parameter, with a value of stat."""
     return (
         MetricSummary.metric_name == bindparam("sort_metric"),
-        # A constant, not a parameter: the generic plan of the prepared statement (psycopg
-        # prepares it after 5 runs) then estimates the metric's summaries from statistics.
-        # With both as parameters it guessed one and rescanned them all for every run
-        # without the metric (6.5 of 7 ms at 2,000 runs; BENCHMARKS.md).
-        MetricSummary.client_key == literal_column(str(RUN_LEVEL), Integer),
+        is_run_level(MetricSummary.client_key),
         _stat_column(stat).is_not(None),
     )
 
@@ -222,10 +217,10 @@ def _metric_columns_query(dialect: str) -> Select:
     """The run-level summaries of the named series of the page's runs.
 
     PostgreSQL: every (run, name) pair as two arrays unnested side by side, joined on the
-    whole primary key: a lookup per pair whatever the planner's statistics say. Asked as
-    `run_id IN … AND metric_name IN …`, a server without statistics (autovacuum off, or
-    just after a bulk load) walked ix_metric_summaries_last over every run's summaries of
-    those names instead: 230 ms a page at 100,000 runs (BENCHMARKS.md, "N = 100,000").
+    whole primary key: a lookup per pair, whatever statistics the planner has. Asked as
+    `run_id IN … AND metric_name IN …`, a server that never analyzed metric_summaries
+    (autovacuum off, or just after a bulk load) walked ix_metric_summaries_last over every
+    run's summaries of those names instead (tests/api/test_list_metrics.py).
     """
     columns = (
         MetricSummary.run_id,
@@ -234,10 +229,14 @@ def _metric_columns_query(dialect: str) -> Select:
         MetricSummary.last_value,
     )
     if dialect == "postgresql":
-        wanted = func.unnest(
-            bindparam("run_ids", type_=postgresql.ARRAY(Integer)),
-            bindparam("names", type_=postgresql.ARRAY(String)),
-        ).table_valued("run_id", "name").render_derived(name="wanted")
+        wanted = (
+            func.unnest(
+                bindparam("run_ids", type_=postgresql.ARRAY(Integer)),
+                bindparam("names", type_=postgresql.ARRAY(String)),
+            )
+            .table_valued("run_id", "name")
+            .render_derived(name="wanted")
+        )
         return (
             select(*columns)
             .select_from(wanted)
@@ -246,14 +245,14 @@ def _metric_columns_query(dialect: str) -> Select:
                 and_(
                     MetricSummary.run_id == wanted.c.run_id,
                     MetricSummary.metric_name == wanted.c.name,
-                    MetricSummary.client_key == RUN_LEVEL,
+                    is_run_level(MetricSummary.client_key),
                 ),
             )
         )
     return select(*columns).where(
         MetricSummary.run_id.in_(bindparam("run_ids", expanding=True)),
         MetricSummary.metric_name.in_(bindparam("names", expanding=True)),
-        MetricSummary.client_key == RUN_LEVEL,
+        is_run_level(MetricSummary.client_key),
     )
 
 

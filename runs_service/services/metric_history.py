@@ -33,7 +33,7 @@ from runs_service.errors import NotFound, RunNotFound
 from runs_service.extensions import db
 from runs_service.models import Client, MetricSummary, Run, RunMetric, TrainingMode
 from runs_service.models.metric_block import BLOCK_STEPS, block_of
-from runs_service.models.metric_summary import RUN_LEVEL
+from runs_service.models.metric_summary import RUN_LEVEL, is_run_level
 from runs_service.models.types import UTCDateTime
 from runs_service.services.downsampling import (
     BUCKET_OF_SQL,
@@ -677,7 +677,12 @@ def _stored_series(run_ids: Sequence[int], client_key: int) -> dict[tuple[int, s
             MetricSummary.count,
             MetricSummary.first_step,
             MetricSummary.last_step,
-        ).where(MetricSummary.run_id.in_(run_ids), MetricSummary.client_key == client_key)
+        ).where(
+            MetricSummary.run_id.in_(run_ids),
+            is_run_level(MetricSummary.client_key)
+            if client_key == RUN_LEVEL
+            else MetricSummary.client_key == client_key,
+        )
     )
     return {
         (row.run_id, row.metric_name): Extent(row.count, row.first_step, row.last_step)
@@ -724,7 +729,7 @@ def _run_level_series_query() -> Select:
         .select_from(Run)
         .outerjoin(
             MetricSummary,
-            and_(MetricSummary.run_id == Run.id, MetricSummary.client_key == RUN_LEVEL),
+            and_(MetricSummary.run_id == Run.id, is_run_level(MetricSummary.client_key)),
         )
         .where(Run.id == bindparam("run_id"))
     )

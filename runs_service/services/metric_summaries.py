@@ -47,7 +47,7 @@ from runs_service.models import (
     TrainingMode,
 )
 from runs_service.models.metric_block import block_of
-from runs_service.models.metric_summary import RUN_LEVEL
+from runs_service.models.metric_summary import RUN_LEVEL, is_run_level
 from runs_service.services.metric_blocks import (
     BLOCK_FIELDS,
     BlockKey,
@@ -538,7 +538,7 @@ def read_metric_summaries(
     if names is not None:
         query = query.where(MetricSummary.metric_name.in_(sorted(set(names))))
     if client is None:
-        query = query.where(MetricSummary.client_key == RUN_LEVEL)
+        query = query.where(is_run_level(MetricSummary.client_key))
     else:
         query = query.where(Client.client_identifier == client)
     query = query.order_by(
@@ -728,7 +728,7 @@ def metric_names() -> dict[str, Any]:
     """Every run-level series name in use with its direction and number of runs."""
     query = (
         select(MetricSummary.metric_name, func.count())
-        .where(MetricSummary.client_key == RUN_LEVEL)
+        .where(is_run_level(MetricSummary.client_key))
         .group_by(MetricSummary.metric_name)
         .order_by(MetricSummary.metric_name)
     )
