@@ -17,8 +17,8 @@ def is_run_level(client_key: ColumnElement[int]) -> ColumnElement[bool]:
     psycopg prepares a statement after 5 runs, and PostgreSQL's generic plan of it cannot
     tell a parameter's 0 (most summaries) from one client's key (a few): it then chose
     ix_metric_summaries_best/_last over the primary key and walked every run's summaries
-    of a name (a list page's metric columns: 22 ms instead of 0.4 at 10,000 runs; the
-    metric sort: 6.5 of 7 ms at 2,000; BENCHMARKS.md).
+    of a name (the statement of a list page's metric columns: 27.5 ms instead of 0.2 at
+    10,000 runs; the metric sort: 6.5 of 7 ms at 2,000; BENCHMARKS.md).
     """
     return client_key == literal_column(str(RUN_LEVEL), Integer)
 

@@ -298,31 +298,32 @@ def metric_point_changes(
     """
     changes: dict[SeriesKey, list[Change]] = defaultdict(list)
     for row in rows:
-        client = row["client_id"] or RUN_LEVEL
-        round_number = row["round_number"]
-        round_key = -1 if round_number is None else round_number
-        name, step, value = row["metric_name"], row["step"], row["metric_value"]
+        key = point_key(row)
+        name, step, client, round_key = key
         if of_evaluations(name, client, federated):
             continue
-        old = existing.get((name, step, client, round_key)) if existing else None
+        old = existing.get(key) if existing else None
+        value = row["metric_value"]
         if old != value:
             changes[(name, client)].append(Change(step, round_key, old, value))
     return changes
 
 
+def point_key(row: Mapping[str, Any]) -> PointKey:
+    """The key of a run_metrics row about to be upserted, as BatchState.points has it."""
+    round_number = row["round_number"]
+    return (
+        row["metric_name"],
+        row["step"],
+        row["client_id"] or RUN_LEVEL,
+        -1 if round_number is None else round_number,
+    )
+
+
 def new_point_count(rows: Sequence[Mapping[str, Any]], existing: Mapping[PointKey, float]) -> int:
     """How many of the run_metrics rows about to be upserted are not stored yet (existing:
     BatchState.points, read under the run's lock, so the upsert will insert exactly these)."""
-    return sum(
-        (
-            row["metric_name"],
-            row["step"],
-            row["client_id"] or RUN_LEVEL,
-            -1 if row["round_number"] is None else row["round_number"],
-        )
-        not in existing
-        for row in rows
-    )
+    return sum(point_key(row) not in existing for row in rows)
 
 
 def existing_evaluations(run_id: int, rounds: Iterable[int]) -> dict[int, Mapping[str, Any]]:
