@@ -335,7 +335,7 @@ def test_metric_columns_are_looked_up_by_key_even_without_statistics(app, is_pos
 def test_the_prepared_metric_columns_are_looked_up_by_key(app, is_postgres):
     # With the run level a parameter, the generic plan could not tell it from one
     # client's key and walked the sort index over every run's summaries of the names:
-    # 22 ms a page at 10,000 runs instead of 0.4 (BENCHMARKS.md).
+    # the statement took 27.5 ms at 10,000 runs instead of 0.2 (BENCHMARKS.md).
     if not is_postgres:
         pytest.skip("PostgreSQL's plan cache")
     add_runs(app, 400, 0)
