@@ -204,20 +204,30 @@ def _update_summary(run: Run, values: dict[str, Any], old_bests: Any = _UNREAD) 
     stored bests if the caller read them in this transaction under the run's lock
     (None: no summary row), else they are read here when the bests change.
     """
-    values = {**values, "updated_at": utc_now()}
     bests_change = any(column in values for column in rollups.BEST_COLUMNS)
     if bests_change and old_bests is _UNREAD:
         old_bests = rollups.stored_bests(run.id)
-    statement = _update_statement(tuple(sorted(values)))
-    result = db.session.connection().execute(statement, {**values, "summary_run_id": run.id})
+    update = _summary_update(run, values)
+    result = db.session.connection().execute(update.statement, update.parameters)
     if result.rowcount != 1:
         refresh_run_summary(run)
     elif bests_change:
         # The analytics roll-ups follow the run's bests (same transaction).
-        new_bests = {**old_bests, **{c: values[c] for c in rollups.BEST_COLUMNS if c in values}}
-        rollups.move_contribution(
-            rollups.run_contribution(run, old_bests), rollups.run_contribution(run, new_bests)
-        )
+        rollups.move_contribution(*_contributions_moved(run, old_bests, values))
+
+
+def _summary_update(run: Run, values: Mapping[str, Any]) -> CoreWrite:
+    """The UPDATE of the run's summary row with `values` (counts as increments)."""
+    values = {**values, "updated_at": utc_now()}
+    return CoreWrite(_update_statement(tuple(sorted(values))), {**values, "summary_run_id": run.id})
+
+
+def _contributions_moved(
+    run: Run, old_bests: Mapping[str, float | None], values: Mapping[str, Any]
+) -> tuple[rollups.Contribution, rollups.Contribution]:
+    """The run's roll-up contribution before and after `values` change its bests."""
+    new_bests = {**old_bests, **{c: values[c] for c in rollups.BEST_COLUMNS if c in values}}
+    return rollups.run_contribution(run, old_bests), rollups.run_contribution(run, new_bests)
 
 
 def series_to_read(run: Run) -> list[SeriesKey]:
@@ -296,15 +306,8 @@ def metric_batch_writes(
     values = _metric_batch_values(run, inserted, new_clients, series, changed, value_at=None)
     if values is None:
         return None
-    values["updated_at"] = utc_now()
-    writes = [
-        CoreWrite(_update_statement(tuple(sorted(values))), {**values, "summary_run_id": run.id})
-    ]
-    new_bests = {**old_bests, **{c: values[c] for c in rollups.BEST_COLUMNS if c in values}}
-    moves = rollups.contribution_writes(
-        rollups.run_contribution(run, old_bests), rollups.run_contribution(run, new_bests)
-    )
-    return None if moves is None else writes + moves
+    moves = rollups.contribution_writes(*_contributions_moved(run, old_bests, values))
+    return None if moves is None else [_summary_update(run, values), *moves]
 
 
 def record_evaluation_batch(
