@@ -345,13 +345,12 @@ def _from_rollups(
     status: str, training_mode: TrainingMode | None, started_after: datetime | None
 ) -> tuple[dict[str, int], dict[TrainingMode, dict[str, Any]]]:
     """Status counts and per-mode metrics of best values, from the roll-ups."""
+    asked = None if status == ALL_STATUSES else RunStatus(status)
+    reading = rollups.read_rollups(training_mode, started_after, asked)
     counts = {state.value: 0 for state in RunStatus}
-    per_mode = {mode: rollups.Totals() for mode in TrainingMode}
-    for (mode, state), totals in rollups.totals_by_group(training_mode, started_after).items():
-        counts[state.value] += totals.runs
-        if status == ALL_STATUSES or state.value == status:
-            per_mode[mode].add(totals.sums, totals.max_accuracy)
-    return counts, {mode: _mode_metrics_of(totals) for mode, totals in per_mode.items()}
+    for (_, state), runs in reading.runs.items():
+        counts[state.value] += runs
+    return counts, {mode: _mode_metrics_of(totals) for mode, totals in reading.totals.items()}
 
 
 def analytics_summary(

@@ -338,6 +338,7 @@ def add_runs(app, count: int) -> None:
 
 QUERIES = [
     {},
+    {"days": 30},
     {"status": "all", "days": 30, "rank_by": "recall", "top_n": 100},
     {"value": "final", "status": "all", "top_n": 100},
 ]
