@@ -321,3 +321,73 @@ def test_run_summary_training_mode_revision_copies_each_runs_mode(
             db.engine.dispose()
     finally:
         drop()
+
+
+def test_rollups_without_rowid_revision_keeps_every_row(database_url, tmp_path, is_postgres):
+    """0010 rebuilds SQLite's roll-ups with the primary key as the table, rows included,
+    and its downgrade gives the rowid back; PostgreSQL's table is left as it was."""
+    from sqlalchemy.exc import OperationalError
+
+    from runs_service.models import AnalyticsRollup
+    from runs_service.services.rollups import SUM_COLUMNS
+
+    url, drop = empty_database(tmp_path, "before_rollups_without_rowid", is_postgres)
+    app = make_app(url, tmp_path)
+    rng = random.Random(10)
+    day = utc_now().date()
+    rows = [
+        {
+            "training_mode": mode,
+            "status": status,
+            "start_day": day - timedelta(days=offset),
+            "shard": shard,
+            # Counts are INTEGER, sums BIGINT.
+            **{
+                column: rng.randrange(1, 10**15 if column.endswith("_sum") else 10**6)
+                for column in SUM_COLUMNS
+            },
+            "max_accuracy": rng.choice([None, rng.random()]),
+        }
+        for mode in ("centralized", "federated")
+        for status, shards in (("completed", [0]), ("in_progress", [0, 3, 7]))
+        for offset in range(5)
+        for shard in shards
+    ]
+    columns = ", ".join(rows[0])
+    read_all = text(f"SELECT {columns} FROM analytics_rollups ORDER BY {columns}")
+
+    def has_rowid() -> bool:
+        try:
+            db.session.execute(text("SELECT rowid FROM analytics_rollups")).all()
+            return True
+        except OperationalError:
+            return False
+        finally:
+            db.session.remove()
+
+    try:
+        with app.app_context():
+            upgrade(revision="0009")
+            db.session.execute(AnalyticsRollup.__table__.insert(), rows)
+            db.session.commit()
+
+            def stored() -> list:
+                # Outside a request SQLite's transactions take the write lock: end each
+                # read before the migration's own connection writes.
+                found = db.session.execute(read_all).all()
+                db.session.remove()
+                return found
+
+            before = stored()
+            assert len(before) == len(rows)
+            upgrade(revision="0010")
+            assert stored() == before
+            if not is_postgres:
+                assert not has_rowid()
+                downgrade(revision="0009")
+                assert stored() == before
+                assert has_rowid()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()

@@ -28,6 +28,9 @@ class AnalyticsRollup(Base):
     """The runs of one (training mode, status, UTC start day, shard): counts and sums."""
 
     __tablename__ = "analytics_rollups"
+    # SQLite: the primary key is the table (no rowid beside it), so reading the rows in
+    # key order reads one B-tree (migration 0010).
+    __table_args__ = {"sqlite_with_rowid": False}
 
     training_mode: Mapped[TrainingMode] = mapped_column(
         enum_column(TrainingMode, "training_mode"), primary_key=True
