@@ -19,7 +19,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, case, func, null, select, text, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    Update,
+    bindparam,
+    case,
+    func,
+    null,
+    select,
+    text,
+    union_all,
+)
 
 from runs_service.catalogue import SCORE_KEYS
 from runs_service.extensions import db
@@ -437,8 +448,10 @@ def _rollup_filters(by_mode: bool, since_day: bool) -> list[Any]:
 
 
 @functools.cache
-def _rollup_reading_query(by_mode: bool, since_day: bool, by_status: bool) -> Any:
-    """The roll-up rows added up per (mode, status): run count, sums and maximum.
+def _rollup_reading_query(
+    by_mode: bool, since_day: bool, by_status: bool
+) -> Select | CompoundSelect:
+    """The roll-up rows added up: run counts per (mode, status), sums and maximum.
 
     With by_status, in one statement: the sums and maximum of the rows of the status
     asked for, per mode (status NULL), then every (mode, status)'s run count alone (sums
